@@ -1,0 +1,284 @@
+//! Executes a plan. Steps of one namespace run in order on one dedicated thread inside that
+//! namespace; different namespaces run in parallel. A failure in one namespace does not stop the
+//! others: every failure is collected and reported together.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
+
+use crate::desired::{Desired, NamespaceSpec};
+use crate::kernel::netlink::{LinkId, Netlink};
+use crate::kernel::{files, netns, nft, sysctl};
+use crate::observe::parallel_map;
+use crate::plan::{Plan, Step};
+use crate::state::{self, Record, RECORD_VERSION};
+
+/// What a run changed, skipped and failed at.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// Steps carried out, in order per namespace.
+    pub applied: Vec<Step>,
+    /// Tolerated problems, e.g. a sysctl that does not exist in a child namespace.
+    pub warnings: Vec<String>,
+    /// Steps that failed, with the reason.
+    pub failures: Vec<String>,
+}
+
+impl Outcome {
+    fn merge(&mut self, other: Outcome) {
+        self.applied.extend(other.applied);
+        self.warnings.extend(other.warnings);
+        self.failures.extend(other.failures);
+    }
+}
+
+/// Hidden test hook: `NETNSCTL_KILL_AFTER_STEPS=K` makes the process SIGKILL itself right after
+/// the K-th step of the run, to test recovery from crashes at every step boundary.
+pub const KILL_AFTER_STEPS_ENV: &str = "NETNSCTL_KILL_AFTER_STEPS";
+
+static STEPS_DONE: AtomicUsize = AtomicUsize::new(0);
+
+/// Counts a finished step and kills the process when the crash-test hook asks for it.
+pub fn step_boundary() {
+    static KILL_AFTER: OnceLock<Option<usize>> = OnceLock::new();
+    let kill_after = *KILL_AFTER.get_or_init(|| {
+        std::env::var(KILL_AFTER_STEPS_ENV)
+            .ok()
+            .and_then(|value| value.parse().ok())
+    });
+    let done = STEPS_DONE.fetch_add(1, Ordering::SeqCst) + 1;
+    if kill_after == Some(done) {
+        let _ = nix::sys::signal::kill(nix::unistd::getpid(), nix::sys::signal::Signal::SIGKILL);
+    }
+}
+
+/// Carries out `plan` for the namespaces in `desired`.
+pub fn apply(desired: &Desired, plan: &Plan) -> Outcome {
+    let mut by_namespace: BTreeMap<&str, Vec<&Step>> = BTreeMap::new();
+    for step in &plan.steps {
+        by_namespace.entry(step.namespace()).or_default().push(step);
+    }
+    let mut outcome = Outcome::default();
+    if by_namespace.is_empty() {
+        return outcome;
+    }
+    let creates = plan
+        .steps
+        .iter()
+        .any(|step| matches!(step, Step::CreateNamespace { .. } | Step::ReplaceStaleFile { .. }));
+    if creates {
+        if let Err(err) = netns::prepare_run_dir() {
+            outcome.failures.push(format!("cannot prepare {}: {err}", netns::NETNS_RUN_DIR));
+            return outcome;
+        }
+    }
+
+    let work: Vec<(&NamespaceSpec, Vec<&Step>)> = by_namespace
+        .into_iter()
+        .filter_map(|(name, steps)| desired.namespaces.get(name).map(|spec| (spec, steps)))
+        .collect();
+    for result in parallel_map(&work, |(spec, steps)| apply_namespace(spec, steps)) {
+        outcome.merge(result);
+    }
+    outcome
+}
+
+fn apply_namespace(spec: &NamespaceSpec, steps: &[&Step]) -> Outcome {
+    let mut outcome = Outcome::default();
+    let name = spec.name.as_str();
+    let path = netns::netns_path(name);
+    let mut record = match state::read_record(name) {
+        Ok(record) => record.unwrap_or_default(),
+        Err(err) => {
+            outcome.failures.push(format!("{name}: {err}"));
+            return outcome;
+        }
+    };
+    record.version = RECORD_VERSION;
+
+    let (first, rest) = match steps.split_first() {
+        Some((first, rest)) => (*first, rest),
+        None => return outcome,
+    };
+    let entered = match first {
+        Step::CreateNamespace { .. } | Step::ReplaceStaleFile { .. } => {
+            // The record goes first: after a crash between here and the mount, the name is
+            // still known to be netnsctl's and the next apply repairs it.
+            let prepared = state::write_record(name, &record).and_then(|()| {
+                if matches!(first, Step::ReplaceStaleFile { .. }) {
+                    netns::remove(&path)?;
+                }
+                Ok(())
+            });
+            match prepared {
+                Err(err) => Err(err),
+                Ok(()) => netns::in_new_netns(&path, || {
+                    finish(first, &mut outcome);
+                    run_inside(spec, rest, &mut record, &mut outcome);
+                }),
+            }
+        }
+        Step::AdoptNamespace { .. } => {
+            record.adopted = true;
+            match state::write_record(name, &record) {
+                Err(err) => Err(err),
+                Ok(()) => netns::in_netns(&path, || {
+                    finish(first, &mut outcome);
+                    run_inside(spec, rest, &mut record, &mut outcome);
+                }),
+            }
+        }
+        _ => netns::in_netns(&path, || run_inside(spec, steps, &mut record, &mut outcome)),
+    };
+    if let Err(err) = entered {
+        outcome.failures.push(format!("{name}: {err}"));
+        return outcome;
+    }
+    if let Err(err) = state::write_record(name, &record) {
+        outcome.failures.push(format!("{name}: cannot write state record: {err}"));
+    }
+    outcome
+}
+
+fn finish(step: &Step, outcome: &mut Outcome) {
+    tracing::info!(namespace = step.namespace(), step = %step, "applied");
+    outcome.applied.push(step.clone());
+    step_boundary();
+}
+
+/// Runs steps in the calling thread's namespace.
+fn run_inside(spec: &NamespaceSpec, steps: &[&Step], record: &mut Record, outcome: &mut Outcome) {
+    let name = spec.name.as_str();
+    let mut netlink: Option<Netlink> = None;
+    for step in steps {
+        let result = match step {
+            Step::SetLinkUp { link, .. } => set_link_up(&mut netlink, link),
+            Step::SetSysctl { key, value, .. } => match set_sysctl(name, key, value, outcome) {
+                // Every key was skipped: nothing changed, and the warning says why.
+                Ok(false) => {
+                    step_boundary();
+                    continue;
+                }
+                other => other.map(drop),
+            },
+            Step::LoadRuleset { .. } => match &spec.ruleset {
+                Some(ruleset) => match nft::load_ruleset(&ruleset.text, &ruleset.label) {
+                    Ok(()) => {
+                        record.ruleset_digest = Some(ruleset.digest.clone());
+                        record.ruleset_generation = nft::ruleset_generation().ok();
+                        Ok(())
+                    }
+                    Err(err) => Err(format!(
+                        "nftables ruleset not loaded, the previous ruleset stays: {err}"
+                    )),
+                },
+                None => Ok(()),
+            },
+            Step::FlushRuleset { .. } => match nft::flush_ruleset() {
+                Ok(()) => {
+                    record.ruleset_digest = None;
+                    record.ruleset_generation = None;
+                    Ok(())
+                }
+                Err(err) => Err(format!("cannot flush the nftables ruleset: {err}")),
+            },
+            Step::WriteResolvConf { .. } => write_resolv_conf(name, &spec.resolv_conf),
+            Step::CreateNamespace { .. }
+            | Step::ReplaceStaleFile { .. }
+            | Step::AdoptNamespace { .. } => Ok(()),
+        };
+        match result {
+            Ok(()) => finish(step, outcome),
+            Err(message) => {
+                outcome.failures.push(format!("{name}: {message}"));
+                step_boundary();
+            }
+        }
+    }
+}
+
+fn set_link_up(netlink: &mut Option<Netlink>, link: &str) -> Result<(), String> {
+    if netlink.is_none() {
+        *netlink = Some(Netlink::open().map_err(|err| format!("cannot open rtnetlink socket: {err}"))?);
+    }
+    let netlink = netlink.as_mut().expect("opened above");
+    let found = netlink
+        .get_link(LinkId::Name(link))
+        .map_err(|err| err.to_string())?
+        .ok_or_else(|| format!("link {link} not found"))?;
+    netlink
+        .set_link_up(found.index, true)
+        .map_err(|err| err.to_string())
+}
+
+/// Writes a sysctl. A key that does not exist or is read-only in a child namespace is skipped
+/// with a warning; any other error (an invalid value, say) fails the step. Returns whether any
+/// key was written.
+fn set_sysctl(
+    namespace: &str,
+    key: &str,
+    value: &str,
+    outcome: &mut Outcome,
+) -> Result<bool, String> {
+    let mut failures = Vec::new();
+    let mut written = false;
+    for concrete in sysctl::expand_glob(key) {
+        let Err(err) = sysctl::write(&concrete, value) else {
+            written = true;
+            continue;
+        };
+        let reason = match err.kind() {
+            io::ErrorKind::NotFound => "does not exist in this namespace",
+            io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem => {
+                "cannot be written in a child namespace"
+            }
+            _ => {
+                failures.push(format!("cannot set sysctl {concrete} = {value:?}: {err}"));
+                continue;
+            }
+        };
+        tracing::warn!(namespace, key = concrete, reason, "sysctl skipped");
+        outcome
+            .warnings
+            .push(format!("{namespace}: sysctl {concrete} {reason}; skipped"));
+    }
+    if failures.is_empty() {
+        Ok(written)
+    } else {
+        Err(failures.join("; "))
+    }
+}
+
+fn write_resolv_conf(namespace: &str, contents: &str) -> Result<(), String> {
+    let dir = netns::etc_dir(namespace);
+    files::create_dir_all(&dir, 0o755).map_err(|err| err.to_string())?;
+    files::write_in_place(&dir.join("resolv.conf"), contents.as_bytes(), 0o644)
+        .map_err(|err| err.to_string())
+}
+
+/// Checks rulesets with `nft --check` in a throwaway namespace before anything changes, so a
+/// syntax error stops the run with nothing applied. Identical rulesets are checked once.
+/// Returns nft's message per failing ruleset label.
+pub fn check_rulesets(rulesets: &[&crate::desired::Ruleset]) -> Result<Vec<String>, String> {
+    let mut unique: BTreeMap<&str, &crate::desired::Ruleset> = BTreeMap::new();
+    for ruleset in rulesets {
+        unique.entry(ruleset.digest.as_str()).or_insert(ruleset);
+    }
+    if unique.is_empty() {
+        return Ok(Vec::new());
+    }
+    netns::on_thread(|| {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
+            .map_err(|err| format!("cannot create a namespace to check rulesets in: {}", err.desc()))?;
+        let mut errors = Vec::new();
+        for ruleset in unique.values() {
+            match nft::check_ruleset(&ruleset.text, &ruleset.label) {
+                Ok(()) => {}
+                Err(nft::NftError::Rejected { message }) => errors.push(message.trim_end().to_owned()),
+                Err(err) => return Err(err.to_string()),
+            }
+        }
+        Ok(errors)
+    })
+}

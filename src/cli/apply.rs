@@ -1,0 +1,106 @@
+//! `apply` and `plan`.
+
+use super::{load_desired, report_config_errors, require_root, take_lock, GlobalArgs};
+use super::{EXIT_FAILED, EXIT_INVALID, EXIT_OK, JSON_VERSION};
+use crate::desired::Desired;
+use crate::plan::{Level, Plan, Step};
+use crate::{apply as executor, observe, plan as planner};
+
+/// Observes and plans; prints plan notes as warnings.
+fn compute_plan(desired: &Desired) -> Plan {
+    let observed = observe::observe(desired);
+    planner::plan(desired, &observed)
+}
+
+fn print_notes(plan: &Plan) {
+    for note in &plan.notes {
+        match note.level {
+            Level::Warning => tracing::warn!(namespace = note.namespace.as_str(), "{}", note.message),
+            Level::Info => tracing::info!(namespace = note.namespace.as_str(), "{}", note.message),
+        }
+    }
+}
+
+/// Checks the rulesets the plan would load. Returns an exit status on failure.
+fn check_planned_rulesets(desired: &Desired, plan: &Plan) -> Result<(), u8> {
+    let rulesets: Vec<_> = plan
+        .steps
+        .iter()
+        .filter_map(|step| match step {
+            Step::LoadRuleset { namespace, .. } => desired.namespaces.get(namespace)?.ruleset.as_ref(),
+            _ => None,
+        })
+        .collect();
+    match executor::check_rulesets(&rulesets) {
+        Ok(errors) if errors.is_empty() => Ok(()),
+        Ok(errors) => {
+            for error in errors {
+                eprintln!("error: invalid nftables ruleset: {error}");
+            }
+            Err(EXIT_INVALID)
+        }
+        Err(err) => {
+            eprintln!("error: {err}");
+            Err(EXIT_FAILED)
+        }
+    }
+}
+
+pub fn apply(global: &GlobalArgs, names: &[String]) -> u8 {
+    if let Err(code) = require_root("apply") {
+        return code;
+    }
+    let (_, desired) = match load_desired(global, names) {
+        Ok(loaded) => loaded,
+        Err(errors) => return report_config_errors(&errors),
+    };
+    let _lock = match take_lock(global) {
+        Ok(lock) => lock,
+        Err(code) => return code,
+    };
+    let plan = compute_plan(&desired);
+    if let Err(code) = check_planned_rulesets(&desired, &plan) {
+        return code;
+    }
+    print_notes(&plan);
+    let outcome = executor::apply(&desired, &plan);
+    for step in &outcome.applied {
+        println!("{step}");
+    }
+    for failure in &outcome.failures {
+        eprintln!("error: {failure}");
+    }
+    if outcome.failures.is_empty() {
+        EXIT_OK
+    } else {
+        EXIT_FAILED
+    }
+}
+
+pub fn plan(global: &GlobalArgs, names: &[String], json: bool) -> u8 {
+    if let Err(code) = require_root("plan") {
+        return code;
+    }
+    let (_, desired) = match load_desired(global, names) {
+        Ok(loaded) => loaded,
+        Err(errors) => return report_config_errors(&errors),
+    };
+    let plan = compute_plan(&desired);
+    if json {
+        let output = serde_json::json!({
+            "version": JSON_VERSION,
+            "steps": plan.steps,
+            "notes": plan.notes,
+        });
+        println!("{}", serde_json::to_string_pretty(&output).expect("plan serializes"));
+    } else {
+        print_notes(&plan);
+        if plan.steps.is_empty() {
+            println!("nothing to change");
+        }
+        for step in &plan.steps {
+            println!("{step}");
+        }
+    }
+    EXIT_OK
+}

@@ -1,0 +1,126 @@
+//! `status`: presence, drift and processes per namespace.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use super::{load_desired, report_config_errors, require_root, GlobalArgs, EXIT_OK, JSON_VERSION};
+use crate::kernel::netns::NetnsFile;
+use crate::kernel::procs;
+use crate::observe;
+use crate::plan::{self, Note, Step};
+
+#[derive(Debug, Serialize)]
+struct NamespaceStatus {
+    name: String,
+    /// Attached at /run/netns/NAME.
+    present: bool,
+    /// A file at /run/netns/NAME that is not a namespace mount.
+    stale_file: bool,
+    /// Created or adopted by netnsctl.
+    owned: bool,
+    /// Declared in the config.
+    declared: bool,
+    in_sync: bool,
+    drift: Vec<Step>,
+    notes: Vec<Note>,
+    processes: usize,
+}
+
+pub fn status(global: &GlobalArgs, names: &[String], json: bool) -> u8 {
+    if let Err(code) = require_root("status") {
+        return code;
+    }
+    let (_, desired) = match load_desired(global, names) {
+        Ok(loaded) => loaded,
+        Err(errors) => return report_config_errors(&errors),
+    };
+    let observed = observe::observe(&desired);
+    let processes: HashMap<(u64, u64), Vec<procs::Process>> = procs::processes_by_netns();
+
+    let mut statuses = Vec::new();
+    for (name, spec) in &desired.namespaces {
+        let seen = &observed.namespaces[name];
+        let mut one = crate::desired::Desired::default();
+        one.namespaces.insert(name.clone(), spec.clone());
+        let mut single = observe::Observed::default();
+        single.namespaces.insert(name.clone(), seen.clone());
+        let plan = plan::plan(&one, &single);
+        let count = match seen.file {
+            Some(NetnsFile::Attached { dev, ino }) => processes.get(&(dev, ino)).map_or(0, Vec::len),
+            _ => 0,
+        };
+        statuses.push(NamespaceStatus {
+            name: name.clone(),
+            present: seen.attached(),
+            stale_file: seen.file == Some(NetnsFile::Stale),
+            owned: seen.record.is_some(),
+            declared: true,
+            in_sync: plan.steps.is_empty() && seen.attached(),
+            drift: plan.steps,
+            notes: plan.notes,
+            processes: count,
+        });
+    }
+    if names.is_empty() {
+        for name in crate::state::recorded_namespaces().unwrap_or_default() {
+            if desired.namespaces.contains_key(&name) {
+                continue;
+            }
+            let file = crate::kernel::netns::inspect(&crate::kernel::netns::netns_path(&name)).ok();
+            let count = match file {
+                Some(NetnsFile::Attached { dev, ino }) => processes.get(&(dev, ino)).map_or(0, Vec::len),
+                _ => 0,
+            };
+            statuses.push(NamespaceStatus {
+                name: name.clone(),
+                present: matches!(file, Some(NetnsFile::Attached { .. })),
+                stale_file: file == Some(NetnsFile::Stale),
+                owned: true,
+                declared: false,
+                in_sync: false,
+                drift: Vec::new(),
+                notes: vec![Note {
+                    namespace: name.clone(),
+                    level: plan::Level::Warning,
+                    message: format!("created by netnsctl but no longer declared; remove it with `netnsctl down {name}`"),
+                }],
+                processes: count,
+            });
+        }
+    }
+
+    if json {
+        let output = serde_json::json!({ "version": JSON_VERSION, "namespaces": statuses });
+        println!("{}", serde_json::to_string_pretty(&output).expect("status serializes"));
+        return EXIT_OK;
+    }
+    for status in &statuses {
+        let presence = if status.present {
+            "present"
+        } else if status.stale_file {
+            "stale file"
+        } else {
+            "missing"
+        };
+        let ownership = if status.owned { "owned" } else { "not owned" };
+        let sync = if status.in_sync {
+            "in sync".to_owned()
+        } else if status.drift.is_empty() {
+            "not managed".to_owned()
+        } else {
+            format!("{} change(s) pending", status.drift.len())
+        };
+        println!(
+            "{}: {presence}, {ownership}, {sync}, {} process(es)",
+            status.name, status.processes
+        );
+        for step in &status.drift {
+            println!("  drift: {step}");
+        }
+        for note in &status.notes {
+            println!("  note: {}", note.message);
+        }
+    }
+    EXIT_OK
+}

@@ -1,0 +1,285 @@
+//! The TOML configuration: serde types that mirror the file, and loading.
+//!
+//! Struct fields are named exactly like the TOML keys. Unknown keys are rejected by serde
+//! (`deny_unknown_fields`); everything serde cannot express is checked in [`validate`].
+
+pub mod names;
+pub mod sysctld;
+pub mod validate;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+pub use validate::{ConfigError, ConfigErrors};
+
+/// Config file read when `-c` is not given.
+pub const DEFAULT_CONFIG: &str = "/etc/netnsctl/netnsctl.toml";
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Network namespaces, keyed by name.
+    #[serde(default)]
+    pub namespaces: BTreeMap<String, Namespace>,
+    /// Bridges in the host network namespace, keyed by interface name.
+    #[serde(default)]
+    pub bridges: BTreeMap<String, Bridge>,
+}
+
+/// One `[namespaces.NAME]` table.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Namespace {
+    /// Manage a namespace that exists but was not created by netnsctl.
+    #[serde(default)]
+    pub adopt: bool,
+    /// `net.*` sysctls set inside the namespace.
+    #[serde(default)]
+    pub sysctl: BTreeMap<String, SysctlValue>,
+    /// Apply the host's sysctl.d `net.*` keys first.
+    #[serde(default)]
+    pub inherit_host_sysctl: bool,
+    /// Inline nftables ruleset.
+    pub nftables: Option<String>,
+    /// Path of an nftables ruleset file.
+    pub nftables_file: Option<PathBuf>,
+    /// Copy the host's current ruleset.
+    #[serde(default)]
+    pub nftables_from_host: bool,
+    /// Contents of /etc/netns/NAME/resolv.conf.
+    pub dns: Option<Dns>,
+
+    /// Units that run inside this namespace.
+    #[serde(default)]
+    pub members: Vec<String>,
+    /// How members join the namespace.
+    #[serde(default)]
+    pub join: JoinMode,
+    /// Overrides merged into `netns-NAME.service`, by section then key.
+    #[serde(default)]
+    pub service: BTreeMap<String, BTreeMap<String, UnitValue>>,
+
+    /// veth pairs with one end in this namespace.
+    #[serde(default)]
+    pub veth: Vec<Veth>,
+    /// Routes inside the namespace.
+    #[serde(default)]
+    pub route: Vec<Route>,
+    /// Host ports forwarded into the namespace.
+    #[serde(default)]
+    pub port_mapping: Vec<PortMapping>,
+    /// WireGuard links, keyed by interface name.
+    #[serde(default)]
+    pub wireguard: BTreeMap<String, WireGuard>,
+    /// A wg-quick file to import as one WireGuard link named after the file.
+    pub wireguard_config: Option<PathBuf>,
+    /// Drop traffic that would leave other than through the WireGuard link.
+    #[serde(default)]
+    pub killswitch: bool,
+    /// Ranges that may reach the namespace over its veth links when the killswitch is on.
+    #[serde(default)]
+    pub accessible_from: Vec<IpNet>,
+    /// Existing host links moved into the namespace.
+    #[serde(default)]
+    pub interfaces: Vec<String>,
+}
+
+/// A sysctl value as written in TOML.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum SysctlValue {
+    Bool(bool),
+    Integer(i64),
+    String(String),
+}
+
+impl SysctlValue {
+    /// Returns the text written to /proc/sys: booleans become 1 or 0.
+    pub fn to_proc_text(&self) -> String {
+        match self {
+            SysctlValue::Bool(b) => u8::from(*b).to_string(),
+            SysctlValue::Integer(i) => i.to_string(),
+            SysctlValue::String(s) => s.clone(),
+        }
+    }
+}
+
+impl fmt::Display for SysctlValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SysctlValue::String(s) => write!(f, "{s:?}"),
+            other => f.write_str(&other.to_proc_text()),
+        }
+    }
+}
+
+/// The `dns` table.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dns {
+    #[serde(default)]
+    pub nameservers: Vec<IpAddr>,
+    #[serde(default)]
+    pub search: Vec<String>,
+    #[serde(default)]
+    pub options: Vec<String>,
+}
+
+/// How member units join the namespace.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum JoinMode {
+    /// `NetworkNamespacePath=/run/netns/NAME`.
+    #[default]
+    NetworkNamespacePath,
+    /// `PrivateNetwork=yes` plus `JoinsNamespaceOf=netns-NAME.service`.
+    PrivateNetwork,
+}
+
+/// A unit file value: one line or several lines of the same key.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum UnitValue {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl UnitValue {
+    /// Returns the lines of this value in order.
+    pub fn lines(&self) -> &[String] {
+        match self {
+            UnitValue::One(s) => std::slice::from_ref(s),
+            UnitValue::Many(v) => v,
+        }
+    }
+}
+
+/// A `[[namespaces.NAME.veth]]` entry.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Veth {
+    /// Name of the end inside this namespace.
+    pub name: String,
+    /// Name of the other end.
+    pub peer: String,
+    /// Namespace of the other end; the host namespace when absent.
+    pub peer_namespace: Option<String>,
+    /// Host bridge that the other end joins.
+    pub peer_bridge: Option<String>,
+    #[serde(default)]
+    pub addresses: Vec<IpNet>,
+    #[serde(default)]
+    pub peer_addresses: Vec<IpNet>,
+    /// Source-NAT traffic from this namespace as it leaves the host.
+    #[serde(default)]
+    pub masquerade: bool,
+}
+
+/// A `[[namespaces.NAME.route]]` entry.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    /// Destination: `default` or a CIDR.
+    pub to: String,
+    pub via: Option<IpAddr>,
+    pub dev: Option<String>,
+}
+
+/// Transport protocol of a port mapping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    Tcp,
+    Udp,
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+        })
+    }
+}
+
+/// A `[[namespaces.NAME.port_mapping]]` entry.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortMapping {
+    pub protocol: Protocol,
+    pub host_port: u16,
+    pub port: u16,
+    /// Limit the mapping to one host address; every host address when absent.
+    pub host_address: Option<IpAddr>,
+}
+
+/// A `[namespaces.NAME.wireguard.LINK]` table.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WireGuard {
+    pub private_key_file: PathBuf,
+    #[serde(default)]
+    pub addresses: Vec<IpNet>,
+    /// Namespace whose network carries the encrypted UDP: `host` or a namespace name.
+    #[serde(default = "default_underlay")]
+    pub underlay: String,
+    pub listen_port: Option<u16>,
+    #[serde(default)]
+    pub peer: Vec<WireGuardPeer>,
+}
+
+fn default_underlay() -> String {
+    "host".to_owned()
+}
+
+/// A WireGuard peer.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WireGuardPeer {
+    pub public_key: String,
+    pub endpoint: Option<String>,
+    #[serde(default)]
+    pub allowed_ips: Vec<IpNet>,
+    pub persistent_keepalive: Option<u16>,
+    pub preshared_key_file: Option<PathBuf>,
+}
+
+/// A `[bridges.NAME]` table.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bridge {
+    #[serde(default)]
+    pub addresses: Vec<IpNet>,
+}
+
+/// A parsed config together with the file it came from.
+#[derive(Debug, Clone)]
+pub struct LoadedConfig {
+    pub path: PathBuf,
+    pub config: Config,
+}
+
+/// Reads and parses a config file. Syntax, type and unknown-key errors come back with the file
+/// name and the line; [`validate::validate`] checks the rest.
+pub fn load(path: &Path) -> Result<LoadedConfig, ConfigErrors> {
+    let text = std::fs::read_to_string(path).map_err(|err| {
+        ConfigErrors::single(ConfigError::file(path, format!("cannot read config file: {err}")))
+    })?;
+    parse(path, &text)
+}
+
+/// Parses config text; `path` is used in messages only.
+pub fn parse(path: &Path, text: &str) -> Result<LoadedConfig, ConfigErrors> {
+    let config: Config = toml::from_str(text)
+        .map_err(|err| ConfigErrors::single(ConfigError::syntax(path, text, &err)))?;
+    Ok(LoadedConfig {
+        path: path.to_owned(),
+        config,
+    })
+}

@@ -1,0 +1,139 @@
+//! File writes that never follow symlinks.
+//!
+//! Every path netnsctl writes is resolved with `openat2(RESOLVE_NO_SYMLINKS)`, so a symlink
+//! planted anywhere on the path (at /etc/netns/NAME/resolv.conf, at /run/netnsctl, ...) makes
+//! the write fail with ELOOP instead of redirecting it.
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::OwnedFd;
+use std::path::{Component, Path};
+
+use nix::errno::Errno;
+use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag, AT_FDCWD};
+use nix::sys::stat::{fstat, mkdirat, Mode, SFlag};
+use nix::unistd::{ftruncate, unlinkat, UnlinkatFlags};
+
+fn open_no_symlinks(path: &Path, flags: OFlag, mode: u32) -> nix::Result<OwnedFd> {
+    let how = OpenHow::new()
+        .flags(flags | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW)
+        .mode(Mode::from_bits_truncate(mode))
+        .resolve(ResolveFlag::RESOLVE_NO_SYMLINKS);
+    openat2(AT_FDCWD, path, how)
+}
+
+fn with_path(err: Errno, what: &str, path: &Path) -> io::Error {
+    let hint = if err == Errno::ELOOP {
+        " (a symlink is on the path; netnsctl does not follow symlinks when writing)"
+    } else {
+        ""
+    };
+    io::Error::new(
+        io::Error::from(err).kind(),
+        format!("{what} {}: {}{hint}", path.display(), err.desc()),
+    )
+}
+
+/// Creates `path` and its missing parents with `mode`, refusing symlinks on the way.
+pub fn create_dir_all(path: &Path, mode: u32) -> io::Result<()> {
+    let mut current = std::path::PathBuf::from("/");
+    for component in path.components() {
+        match component {
+            Component::RootDir => continue,
+            Component::Normal(part) => current.push(part),
+            _ => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("refusing path {} with '.' or '..' components", path.display()),
+                ))
+            }
+        }
+        match open_no_symlinks(&current, OFlag::O_PATH | OFlag::O_DIRECTORY, 0) {
+            Ok(_) => continue,
+            Err(Errno::ENOENT) => {}
+            Err(err) => return Err(with_path(err, "cannot open directory", &current)),
+        }
+        let parent = current.parent().unwrap_or(Path::new("/"));
+        let parent_fd = open_no_symlinks(parent, OFlag::O_PATH | OFlag::O_DIRECTORY, 0)
+            .map_err(|err| with_path(err, "cannot open directory", parent))?;
+        let name = current.file_name().expect("a normal component has a name");
+        match mkdirat(&parent_fd, name, Mode::from_bits_truncate(mode)) {
+            Ok(()) | Err(Errno::EEXIST) => {}
+            Err(err) => return Err(with_path(err, "cannot create directory", &current)),
+        }
+    }
+    Ok(())
+}
+
+/// Rewrites a regular file in place: truncate and write through the same inode, so bind mounts
+/// of the file see the new content. Creates the file with `mode` if it is missing.
+pub fn write_in_place(path: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
+    let fd = open_no_symlinks(path, OFlag::O_WRONLY | OFlag::O_CREAT, mode)
+        .map_err(|err| with_path(err, "cannot open", path))?;
+    let stat = fstat(&fd).map_err(|err| with_path(err, "cannot stat", path))?;
+    if SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT != SFlag::S_IFREG {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} is not a regular file", path.display()),
+        ));
+    }
+    ftruncate(&fd, 0).map_err(|err| with_path(err, "cannot truncate", path))?;
+    let mut file = File::from(fd);
+    file.write_all(contents)
+        .map_err(|err| io::Error::new(err.kind(), format!("cannot write {}: {err}", path.display())))
+}
+
+/// Replaces a file atomically: writes a temporary file next to it and renames it over `path`.
+/// `rename` replaces a symlink at `path` instead of following it.
+pub fn replace(path: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("/"));
+    let name = path.file_name().ok_or_else(|| {
+        io::Error::new(io::ErrorKind::InvalidInput, format!("{} has no file name", path.display()))
+    })?;
+    let dir_fd = open_no_symlinks(dir, OFlag::O_PATH | OFlag::O_DIRECTORY, 0)
+        .map_err(|err| with_path(err, "cannot open directory", dir))?;
+    let temp_name = format!(".{}.{}.tmp", name.to_string_lossy(), std::process::id());
+    let temp_path = dir.join(&temp_name);
+    let _ = unlinkat(&dir_fd, temp_name.as_str(), UnlinkatFlags::NoRemoveDir);
+    let fd = open_no_symlinks(&temp_path, OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL, mode)
+        .map_err(|err| with_path(err, "cannot create", &temp_path))?;
+    File::from(fd).write_all(contents)?;
+    nix::fcntl::renameat(&dir_fd, temp_name.as_str(), &dir_fd, name)
+        .map_err(|err| with_path(err, "cannot rename into place", path))
+}
+
+/// Reads a file without following symlinks. Returns `None` when it does not exist.
+pub fn read(path: &Path) -> io::Result<Option<Vec<u8>>> {
+    match open_no_symlinks(path, OFlag::O_RDONLY, 0) {
+        Ok(fd) => {
+            let mut buf = Vec::new();
+            File::from(fd).read_to_end(&mut buf)?;
+            Ok(Some(buf))
+        }
+        Err(Errno::ENOENT) => Ok(None),
+        Err(err) => Err(with_path(err, "cannot read", path)),
+    }
+}
+
+/// Removes a file (or an empty directory with `dir`); a missing one is not an error.
+/// The parent is resolved without following symlinks.
+pub fn remove(path: &Path, dir: bool) -> io::Result<()> {
+    let parent = path.parent().unwrap_or(Path::new("/"));
+    let Some(name) = path.file_name() else {
+        return Ok(());
+    };
+    let parent_fd = match open_no_symlinks(parent, OFlag::O_PATH | OFlag::O_DIRECTORY, 0) {
+        Ok(fd) => fd,
+        Err(Errno::ENOENT) => return Ok(()),
+        Err(err) => return Err(with_path(err, "cannot open directory", parent)),
+    };
+    let flag = if dir {
+        UnlinkatFlags::RemoveDir
+    } else {
+        UnlinkatFlags::NoRemoveDir
+    };
+    match unlinkat(&parent_fd, name, flag) {
+        Ok(()) | Err(Errno::ENOENT) => Ok(()),
+        Err(err) => Err(with_path(err, "cannot remove", path)),
+    }
+}

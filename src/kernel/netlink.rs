@@ -1,0 +1,546 @@
+//! A synchronous rtnetlink socket with verbs named like the messages they send.
+//!
+//! The socket belongs to the network namespace of the thread that opened it (see
+//! [`super::netns`]); after that it can be used from any thread.
+
+use std::fmt;
+use std::io;
+use std::net::IpAddr;
+use std::os::fd::RawFd;
+
+use ipnet::IpNet;
+use netlink_packet_core::{
+    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP,
+    NLM_F_EXCL, NLM_F_REQUEST,
+};
+use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressMessage};
+use netlink_packet_route::link::{
+    InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+};
+use netlink_packet_route::route::{
+    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
+};
+use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
+use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
+
+/// A failed netlink request: what was asked and the kernel's reason.
+#[derive(Debug)]
+pub struct NetlinkError {
+    /// The request, e.g. `add address 10.0.0.1/24 to eth0`.
+    pub request: String,
+    pub source: io::Error,
+}
+
+impl fmt::Display for NetlinkError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.request, self.source)
+    }
+}
+
+impl std::error::Error for NetlinkError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
+    }
+}
+
+impl NetlinkError {
+    /// Returns the errno the kernel answered with, if any.
+    pub fn errno(&self) -> Option<i32> {
+        self.source.raw_os_error()
+    }
+}
+
+pub type Result<T> = std::result::Result<T, NetlinkError>;
+
+/// Selects a link by index or by name.
+#[derive(Debug, Clone, Copy)]
+pub enum LinkId<'a> {
+    Index(u32),
+    Name(&'a str),
+}
+
+/// The parts of a link netnsctl looks at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    pub index: u32,
+    pub name: String,
+    pub up: bool,
+    /// `IFLA_INFO_KIND`: "veth", "bridge", "wireguard", ...
+    pub kind: Option<String>,
+    /// Index of the bridge this link is a port of.
+    pub controller: Option<u32>,
+}
+
+/// An address on a link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Address {
+    pub index: u32,
+    pub address: IpNet,
+}
+
+/// A route in the main table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub destination: IpNet,
+    pub gateway: Option<IpAddr>,
+    pub oif: Option<u32>,
+    pub protocol: u8,
+    pub scope: u8,
+}
+
+/// Routes netnsctl adds carry this protocol number, so they can be told apart from kernel and
+/// user routes. `RTPROT_STATIC` (4) is what `ip route add ... proto static` writes.
+pub const ROUTE_PROTOCOL: RouteProtocol = RouteProtocol::Static;
+
+/// A synchronous rtnetlink socket.
+pub struct Netlink {
+    socket: Socket,
+    sequence: u32,
+    buffer: Vec<u8>,
+}
+
+impl Netlink {
+    /// Opens a socket in the calling thread's network namespace.
+    pub fn open() -> io::Result<Self> {
+        let mut socket = Socket::new(NETLINK_ROUTE)?;
+        socket.bind_auto()?;
+        socket.set_netlink_get_strict_chk(true)?;
+        socket.set_ext_ack(true)?;
+        socket.connect(&SocketAddr::new(0, 0))?;
+        Ok(Netlink {
+            socket,
+            sequence: 0,
+            buffer: vec![0; 64 * 1024],
+        })
+    }
+
+    /// Sends one request and collects the answers until ACK or DONE.
+    fn request(
+        &mut self,
+        message: RouteNetlinkMessage,
+        flags: u16,
+        describe: impl FnOnce() -> String,
+    ) -> Result<Vec<RouteNetlinkMessage>> {
+        self.sequence = self.sequence.wrapping_add(1);
+        let mut header = NetlinkHeader::default();
+        header.flags = flags | NLM_F_REQUEST;
+        header.sequence_number = self.sequence;
+        let mut packet = NetlinkMessage::new(header, NetlinkPayload::from(message));
+        packet.finalize();
+        let mut out = vec![0; packet.buffer_len()];
+        packet.serialize(&mut out);
+        tracing::trace!(?packet, "netlink request");
+
+        let fail = |describe: &dyn Fn() -> String, source: io::Error| NetlinkError {
+            request: describe(),
+            source,
+        };
+        let describe: &dyn Fn() -> String = &describe_once(describe);
+        self.socket
+            .send(&out, 0)
+            .map_err(|err| fail(describe, err))?;
+
+        let mut replies = Vec::new();
+        loop {
+            let size = self
+                .socket
+                .recv(&mut &mut self.buffer[..], 0)
+                .map_err(|err| fail(describe, err))?;
+            let mut offset = 0;
+            while offset < size {
+                let bytes = &self.buffer[offset..size];
+                let reply = NetlinkMessage::<RouteNetlinkMessage>::deserialize(bytes).map_err(
+                    |err| fail(describe, io::Error::new(io::ErrorKind::InvalidData, err.to_string())),
+                )?;
+                let length = reply.header.length as usize;
+                if length == 0 {
+                    break;
+                }
+                offset += length;
+                if reply.header.sequence_number != self.sequence {
+                    continue;
+                }
+                match reply.payload {
+                    NetlinkPayload::Done(_) => return Ok(replies),
+                    NetlinkPayload::Error(err) => {
+                        return match err.code {
+                            None => Ok(replies),
+                            Some(_) => Err(fail(describe, err.to_io())),
+                        }
+                    }
+                    NetlinkPayload::InnerMessage(inner) => {
+                        replies.push(inner);
+                        if flags & NLM_F_DUMP != NLM_F_DUMP && flags & NLM_F_ACK == 0 {
+                            return Ok(replies);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    /// Lists all links.
+    pub fn dump_links(&mut self) -> Result<Vec<Link>> {
+        let replies = self.request(
+            RouteNetlinkMessage::GetLink(LinkMessage::default()),
+            NLM_F_DUMP,
+            || "list links".into(),
+        )?;
+        Ok(replies
+            .into_iter()
+            .filter_map(|reply| match reply {
+                RouteNetlinkMessage::NewLink(link) => Some(parse_link(&link)),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// Looks up one link. Returns `None` when it does not exist.
+    pub fn get_link(&mut self, id: LinkId) -> Result<Option<Link>> {
+        let mut message = LinkMessage::default();
+        match id {
+            LinkId::Index(index) => message.header.index = index,
+            LinkId::Name(name) => message.attributes.push(LinkAttribute::IfName(name.to_owned())),
+        }
+        match self.request(RouteNetlinkMessage::GetLink(message), 0, || format!("get link {id}")) {
+            Ok(replies) => Ok(replies.into_iter().find_map(|reply| match reply {
+                RouteNetlinkMessage::NewLink(link) => Some(parse_link(&link)),
+                _ => None,
+            })),
+            Err(err) if err.errno() == Some(libc::ENODEV) => Ok(None),
+            Err(err) => Err(err),
+        }
+    }
+
+    fn set_link(&mut self, message: LinkMessage, describe: impl FnOnce() -> String) -> Result<()> {
+        self.request(RouteNetlinkMessage::SetLink(message), NLM_F_ACK, describe)
+            .map(drop)
+    }
+
+    /// Sets a link administratively up or down.
+    pub fn set_link_up(&mut self, index: u32, up: bool) -> Result<()> {
+        let mut message = LinkMessage::default();
+        message.header.index = index;
+        message.header.change_mask = LinkFlags::Up;
+        if up {
+            message.header.flags = LinkFlags::Up;
+        }
+        self.set_link(message, || {
+            format!("set link {index} {}", if up { "up" } else { "down" })
+        })
+    }
+
+    /// Makes a link a port of bridge `controller`, or of none with 0.
+    pub fn set_link_controller(&mut self, index: u32, controller: u32) -> Result<()> {
+        let mut message = LinkMessage::default();
+        message.header.index = index;
+        message.attributes.push(LinkAttribute::Controller(controller));
+        self.set_link(message, || format!("set master of link {index} to {controller}"))
+    }
+
+    /// Moves a link into the network namespace open at `netns_fd`, optionally renaming it.
+    pub fn set_link_netns(&mut self, index: u32, netns_fd: RawFd, rename: Option<&str>) -> Result<()> {
+        let mut message = LinkMessage::default();
+        message.header.index = index;
+        message.attributes.push(LinkAttribute::NetNsFd(netns_fd));
+        if let Some(name) = rename {
+            message.attributes.push(LinkAttribute::IfName(name.to_owned()));
+        }
+        self.set_link(message, || format!("move link {index} to another namespace"))
+    }
+
+    /// Creates a veth pair. Each end is created directly in the namespace open at its fd, or in
+    /// this socket's namespace when the fd is `None`.
+    pub fn add_veth(
+        &mut self,
+        name: &str,
+        netns_fd: Option<RawFd>,
+        peer: &str,
+        peer_netns_fd: Option<RawFd>,
+    ) -> Result<()> {
+        let mut peer_message = LinkMessage::default();
+        peer_message.attributes.push(LinkAttribute::IfName(peer.to_owned()));
+        if let Some(fd) = peer_netns_fd {
+            peer_message.attributes.push(LinkAttribute::NetNsFd(fd));
+        }
+        let mut message = LinkMessage::default();
+        message.attributes.push(LinkAttribute::IfName(name.to_owned()));
+        if let Some(fd) = netns_fd {
+            message.attributes.push(LinkAttribute::NetNsFd(fd));
+        }
+        message.attributes.push(LinkAttribute::LinkInfo(vec![
+            LinkInfo::Kind(InfoKind::Veth),
+            LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(peer_message))),
+        ]));
+        self.request(
+            RouteNetlinkMessage::NewLink(message),
+            NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
+            || format!("create veth pair {name} / {peer}"),
+        )
+        .map(drop)
+    }
+
+    /// Creates a link of a kind that needs no parameters (`bridge`, ...).
+    pub fn add_link(&mut self, name: &str, kind: InfoKind) -> Result<()> {
+        let mut message = LinkMessage::default();
+        message.attributes.push(LinkAttribute::IfName(name.to_owned()));
+        let kind_name = kind.to_string();
+        message
+            .attributes
+            .push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(kind)]));
+        self.request(
+            RouteNetlinkMessage::NewLink(message),
+            NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
+            || format!("create {kind_name} link {name}"),
+        )
+        .map(drop)
+    }
+
+    /// Deletes a link. A link that is already gone is not an error.
+    pub fn del_link(&mut self, index: u32) -> Result<()> {
+        let mut message = LinkMessage::default();
+        message.header.index = index;
+        match self.request(RouteNetlinkMessage::DelLink(message), NLM_F_ACK, || {
+            format!("delete link {index}")
+        }) {
+            Err(err) if err.errno() == Some(libc::ENODEV) => Ok(()),
+            other => other.map(drop),
+        }
+    }
+
+    /// Lists all addresses.
+    pub fn dump_addresses(&mut self) -> Result<Vec<Address>> {
+        let replies = self.request(
+            RouteNetlinkMessage::GetAddress(AddressMessage::default()),
+            NLM_F_DUMP,
+            || "list addresses".into(),
+        )?;
+        Ok(replies
+            .into_iter()
+            .filter_map(|reply| match reply {
+                RouteNetlinkMessage::NewAddress(message) => parse_address(&message),
+                _ => None,
+            })
+            .collect())
+    }
+
+    fn address_message(index: u32, address: &IpNet) -> AddressMessage {
+        let mut message = AddressMessage::default();
+        message.header.index = index;
+        message.header.prefix_len = address.prefix_len();
+        message.header.family = family_of(&address.addr());
+        message.attributes.push(AddressAttribute::Local(address.addr()));
+        if address.addr().is_ipv4() {
+            message.attributes.push(AddressAttribute::Address(address.addr()));
+        }
+        message
+    }
+
+    /// Adds an address to a link. IPv6 addresses skip duplicate address detection so they are
+    /// usable at once.
+    pub fn add_address(&mut self, index: u32, address: &IpNet) -> Result<()> {
+        let mut message = Self::address_message(index, address);
+        if address.addr().is_ipv6() {
+            message.attributes.push(AddressAttribute::Flags(AddressFlags::Nodad));
+        }
+        self.request(
+            RouteNetlinkMessage::NewAddress(message),
+            NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
+            || format!("add address {address} to link {index}"),
+        )
+        .map(drop)
+    }
+
+    /// Removes an address from a link.
+    pub fn del_address(&mut self, index: u32, address: &IpNet) -> Result<()> {
+        let message = Self::address_message(index, address);
+        self.request(RouteNetlinkMessage::DelAddress(message), NLM_F_ACK, || {
+            format!("remove address {address} from link {index}")
+        })
+        .map(drop)
+    }
+
+    /// Lists the routes of the main table, both families.
+    pub fn dump_routes(&mut self) -> Result<Vec<Route>> {
+        let mut routes = Vec::new();
+        for family in [AddressFamily::Inet, AddressFamily::Inet6] {
+            let mut message = RouteMessage::default();
+            message.header.address_family = family;
+            let replies = self.request(RouteNetlinkMessage::GetRoute(message), NLM_F_DUMP, || {
+                "list routes".into()
+            })?;
+            routes.extend(replies.into_iter().filter_map(|reply| match reply {
+                RouteNetlinkMessage::NewRoute(message) => parse_route(&message),
+                _ => None,
+            }));
+        }
+        Ok(routes)
+    }
+
+    fn route_message(destination: &IpNet, gateway: Option<IpAddr>, oif: Option<u32>) -> RouteMessage {
+        let mut message = RouteMessage::default();
+        message.header.address_family = family_of(&destination.addr());
+        message.header.destination_prefix_length = destination.prefix_len();
+        message.header.table = RouteHeader::RT_TABLE_MAIN;
+        message.header.protocol = ROUTE_PROTOCOL;
+        message.header.kind = RouteType::Unicast;
+        message.header.scope = if gateway.is_some() {
+            RouteScope::Universe
+        } else {
+            RouteScope::Link
+        };
+        if destination.prefix_len() > 0 {
+            message
+                .attributes
+                .push(RouteAttribute::Destination(route_address(destination.addr())));
+        }
+        if let Some(gateway) = gateway {
+            message.attributes.push(RouteAttribute::Gateway(route_address(gateway)));
+        }
+        if let Some(oif) = oif {
+            message.attributes.push(RouteAttribute::Oif(oif));
+        }
+        message
+    }
+
+    /// Adds a route to the main table.
+    pub fn add_route(&mut self, destination: &IpNet, gateway: Option<IpAddr>, oif: Option<u32>) -> Result<()> {
+        let message = Self::route_message(destination, gateway, oif);
+        self.request(
+            RouteNetlinkMessage::NewRoute(message),
+            NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
+            || describe_route("add", destination, gateway),
+        )
+        .map(drop)
+    }
+
+    /// Removes a route from the main table.
+    pub fn del_route(&mut self, destination: &IpNet, gateway: Option<IpAddr>, oif: Option<u32>) -> Result<()> {
+        let mut message = Self::route_message(destination, gateway, oif);
+        message.header.scope = RouteScope::NoWhere;
+        self.request(RouteNetlinkMessage::DelRoute(message), NLM_F_ACK, || {
+            describe_route("delete", destination, gateway)
+        })
+        .map(drop)
+    }
+}
+
+impl fmt::Display for LinkId<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LinkId::Index(index) => write!(f, "index {index}"),
+            LinkId::Name(name) => f.write_str(name),
+        }
+    }
+}
+
+fn describe_once(describe: impl FnOnce() -> String) -> impl Fn() -> String {
+    let text = std::cell::OnceCell::new();
+    let describe = std::cell::Cell::new(Some(describe));
+    move || {
+        text.get_or_init(|| describe.take().map(|f| f()).unwrap_or_default())
+            .clone()
+    }
+}
+
+fn describe_route(verb: &str, destination: &IpNet, gateway: Option<IpAddr>) -> String {
+    match gateway {
+        Some(gateway) => format!("{verb} route {destination} via {gateway}"),
+        None => format!("{verb} route {destination}"),
+    }
+}
+
+fn family_of(address: &IpAddr) -> AddressFamily {
+    if address.is_ipv4() {
+        AddressFamily::Inet
+    } else {
+        AddressFamily::Inet6
+    }
+}
+
+fn route_address(address: IpAddr) -> RouteAddress {
+    match address {
+        IpAddr::V4(v4) => RouteAddress::Inet(v4),
+        IpAddr::V6(v6) => RouteAddress::Inet6(v6),
+    }
+}
+
+fn parse_link(message: &LinkMessage) -> Link {
+    let mut link = Link {
+        index: message.header.index,
+        name: String::new(),
+        up: message.header.flags.contains(LinkFlags::Up),
+        kind: None,
+        controller: None,
+    };
+    for attribute in &message.attributes {
+        match attribute {
+            LinkAttribute::IfName(name) => link.name = name.clone(),
+            LinkAttribute::Controller(index) => link.controller = Some(*index),
+            LinkAttribute::LinkInfo(infos) => {
+                for info in infos {
+                    if let LinkInfo::Kind(kind) = info {
+                        link.kind = Some(kind.to_string());
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    link
+}
+
+fn parse_address(message: &AddressMessage) -> Option<Address> {
+    let mut local = None;
+    let mut address = None;
+    for attribute in &message.attributes {
+        match attribute {
+            AddressAttribute::Local(ip) => local = Some(*ip),
+            AddressAttribute::Address(ip) => address = Some(*ip),
+            _ => {}
+        }
+    }
+    let ip = local.or(address)?;
+    Some(Address {
+        index: message.header.index,
+        address: IpNet::new(ip, message.header.prefix_len).ok()?,
+    })
+}
+
+fn parse_route(message: &RouteMessage) -> Option<Route> {
+    if message.header.table != RouteHeader::RT_TABLE_MAIN {
+        return None;
+    }
+    let mut destination = None;
+    let mut gateway = None;
+    let mut oif = None;
+    for attribute in &message.attributes {
+        match attribute {
+            RouteAttribute::Destination(address) => destination = ip_of(address),
+            RouteAttribute::Gateway(address) => gateway = ip_of(address),
+            RouteAttribute::Oif(index) => oif = Some(*index),
+            _ => {}
+        }
+    }
+    let destination = match destination {
+        Some(ip) => IpNet::new(ip, message.header.destination_prefix_length).ok()?,
+        None if message.header.address_family == AddressFamily::Inet6 => "::/0".parse().ok()?,
+        None => "0.0.0.0/0".parse().ok()?,
+    };
+    Some(Route {
+        destination,
+        gateway,
+        oif,
+        protocol: message.header.protocol.into(),
+        scope: message.header.scope.into(),
+    })
+}
+
+fn ip_of(address: &RouteAddress) -> Option<IpAddr> {
+    match address {
+        RouteAddress::Inet(v4) => Some(IpAddr::V4(*v4)),
+        RouteAddress::Inet6(v6) => Some(IpAddr::V6(*v6)),
+        _ => None,
+    }
+}

@@ -1,0 +1,179 @@
+//! nftables: rulesets are loaded with the `nft` binary, the one helper netnsctl runs, because only
+//! nft parses the ruleset language. The ruleset generation is read over nfnetlink directly.
+//!
+//! `nft` acts on the network namespace it runs in. A child process starts in the namespace of the
+//! thread that spawned it, so callers spawn from a thread inside the target namespace.
+
+use std::fmt;
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use netlink_sys::{protocols::NETLINK_NETFILTER, Socket, SocketAddr};
+
+/// Environment variable that overrides the nft binary, for tests and unusual installs.
+pub const NFT_ENV: &str = "NETNSCTL_NFT";
+
+/// A failed nft run.
+#[derive(Debug)]
+pub enum NftError {
+    /// nft could not be started.
+    Spawn { program: PathBuf, source: io::Error },
+    /// nft ran and rejected the ruleset; `message` is its own output, with file and line.
+    Rejected { message: String },
+}
+
+impl fmt::Display for NftError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NftError::Spawn { program, source } if source.kind() == io::ErrorKind::NotFound => write!(
+                f,
+                "cannot run {}: not found; install nftables (Debian: apt install nftables) or set {NFT_ENV}",
+                program.display()
+            ),
+            NftError::Spawn { program, source } => {
+                write!(f, "cannot run {}: {source}", program.display())
+            }
+            NftError::Rejected { message } => f.write_str(message.trim_end()),
+        }
+    }
+}
+
+impl std::error::Error for NftError {}
+
+/// Returns the nft binary: `$NETNSCTL_NFT`, else the first `nft` on PATH or in /usr/sbin and
+/// /sbin (root's usual PATH is not always set, e.g. under systemd generators).
+pub fn nft_program() -> PathBuf {
+    if let Some(path) = std::env::var_os(NFT_ENV) {
+        return PathBuf::from(path);
+    }
+    let path_var = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path_var)
+        .chain(["/usr/sbin".into(), "/sbin".into()])
+        .map(|dir| dir.join("nft"))
+        .find(|candidate| candidate.is_file())
+        .unwrap_or_else(|| PathBuf::from("nft"))
+}
+
+fn run(args: &[&str], stdin: &str, label: &str) -> Result<String, NftError> {
+    let program = nft_program();
+    let mut child = Command::new(&program)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|source| NftError::Spawn {
+            program: program.clone(),
+            source,
+        })?;
+    let mut input = child.stdin.take().expect("stdin is piped");
+    // A write error means nft exited early; its status and stderr tell why.
+    let _ = input.write_all(stdin.as_bytes());
+    drop(input);
+    let output = child.wait_with_output().map_err(|source| NftError::Spawn {
+        program: program.clone(),
+        source,
+    })?;
+    if output.status.success() {
+        return Ok(String::from_utf8_lossy(&output.stdout).into_owned());
+    }
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let message = if stderr.trim().is_empty() {
+        format!("nft failed with {}", output.status)
+    } else {
+        stderr.replace("/dev/stdin:", &format!("{label}:"))
+    };
+    Err(NftError::Rejected { message })
+}
+
+/// Builds the script that replaces the whole ruleset in one transaction. `flush ruleset;` goes on
+/// the first line so nft's line numbers match the user's text.
+pub fn replace_script(ruleset: &str) -> String {
+    format!("flush ruleset; {ruleset}")
+}
+
+/// Replaces the ruleset of the calling thread's namespace with `ruleset`, atomically: nft sends
+/// the flush and the new ruleset in one batch, and on any error the old ruleset stays.
+/// `label` replaces `/dev/stdin` in nft's error messages.
+pub fn load_ruleset(ruleset: &str, label: &str) -> Result<(), NftError> {
+    run(&["-f", "-"], &replace_script(ruleset), label).map(drop)
+}
+
+/// Checks that `ruleset` would load (`nft --check`), without changing anything.
+pub fn check_ruleset(ruleset: &str, label: &str) -> Result<(), NftError> {
+    run(&["--check", "-f", "-"], &replace_script(ruleset), label).map(drop)
+}
+
+/// Empties the ruleset of the calling thread's namespace.
+pub fn flush_ruleset() -> Result<(), NftError> {
+    run(&["-f", "-"], "flush ruleset\n", "flush").map(drop)
+}
+
+/// Returns the ruleset of the calling thread's namespace as nft prints it.
+pub fn list_ruleset() -> Result<String, NftError> {
+    run(&["list", "ruleset"], "", "list")
+}
+
+/// Runs an nft script as given, e.g. one that replaces a single table.
+pub fn run_script(script: &str, label: &str) -> Result<(), NftError> {
+    run(&["-f", "-"], script, label).map(drop)
+}
+
+const NFNL_SUBSYS_NFTABLES: u16 = 10;
+const NFT_MSG_GETGEN: u16 = 16;
+const NFT_MSG_NEWGEN: u16 = 15;
+const NFTA_GEN_ID: u16 = 1;
+const NLMSG_ERROR: u16 = 2;
+
+/// Reads the nftables generation of the calling thread's namespace. The kernel increments it on
+/// every committed ruleset change in that namespace, so an unchanged generation proves nobody
+/// touched the ruleset since netnsctl loaded it.
+pub fn ruleset_generation() -> io::Result<u32> {
+    let mut socket = Socket::new(NETLINK_NETFILTER)?;
+    socket.bind_auto()?;
+    socket.connect(&SocketAddr::new(0, 0))?;
+
+    let message_type = (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETGEN;
+    let mut request = Vec::with_capacity(20);
+    request.extend_from_slice(&20u32.to_ne_bytes());
+    request.extend_from_slice(&message_type.to_ne_bytes());
+    request.extend_from_slice(&(libc::NLM_F_REQUEST as u16).to_ne_bytes());
+    request.extend_from_slice(&1u32.to_ne_bytes());
+    request.extend_from_slice(&0u32.to_ne_bytes());
+    // struct nfgenmsg: family AF_UNSPEC, version NFNETLINK_V0, res_id 0.
+    request.extend_from_slice(&[0, 0, 0, 0]);
+    socket.send(&request, 0)?;
+
+    let mut buffer = vec![0u8; 8192];
+    let size = socket.recv(&mut &mut buffer[..], 0)?;
+    let reply = &buffer[..size];
+    if reply.len() < 20 {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "short nfnetlink reply"));
+    }
+    let reply_type = u16::from_ne_bytes([reply[4], reply[5]]);
+    if reply_type == NLMSG_ERROR {
+        let code = i32::from_ne_bytes([reply[16], reply[17], reply[18], reply[19]]);
+        return Err(io::Error::from_raw_os_error(-code));
+    }
+    if reply_type != (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWGEN {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("unexpected nfnetlink reply type {reply_type:#x}"),
+        ));
+    }
+    let mut offset = 20;
+    while offset + 4 <= reply.len() {
+        let length = u16::from_ne_bytes([reply[offset], reply[offset + 1]]) as usize;
+        let kind = u16::from_ne_bytes([reply[offset + 2], reply[offset + 3]]) & 0x3fff;
+        if length < 4 || offset + length > reply.len() {
+            break;
+        }
+        if kind == NFTA_GEN_ID && length >= 8 {
+            let value = &reply[offset + 4..offset + 8];
+            return Ok(u32::from_be_bytes([value[0], value[1], value[2], value[3]]));
+        }
+        offset += (length + 3) & !3;
+    }
+    Err(io::Error::new(io::ErrorKind::InvalidData, "nfnetlink reply has no generation id"))
+}

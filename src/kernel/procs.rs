@@ -1,0 +1,53 @@
+//! Processes inside network namespaces, found by comparing /proc/PID/ns/net with a namespace
+//! file's device and inode.
+
+use std::collections::HashMap;
+use std::os::unix::fs::MetadataExt;
+
+/// A process found inside a namespace.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Process {
+    pub pid: u32,
+    /// The command line, or the command name in brackets for kernel threads.
+    pub command: String,
+}
+
+/// Maps namespace (device, inode) to the processes inside it, from one scan of /proc.
+pub fn processes_by_netns() -> HashMap<(u64, u64), Vec<Process>> {
+    let mut map: HashMap<(u64, u64), Vec<Process>> = HashMap::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return map;
+    };
+    for entry in entries.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        // The process may exit between readdir and stat; skip it then.
+        let Ok(meta) = std::fs::metadata(format!("/proc/{pid}/ns/net")) else {
+            continue;
+        };
+        map.entry((meta.dev(), meta.ino())).or_default().push(Process {
+            pid,
+            command: command_of(pid),
+        });
+    }
+    for processes in map.values_mut() {
+        processes.sort_by_key(|p| p.pid);
+    }
+    map
+}
+
+fn command_of(pid: u32) -> String {
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let args: Vec<String> = cmdline
+        .split(|&b| b == 0)
+        .filter(|arg| !arg.is_empty())
+        .map(|arg| String::from_utf8_lossy(arg).into_owned())
+        .collect();
+    if args.is_empty() {
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        format!("[{}]", comm.trim_end())
+    } else {
+        args.join(" ")
+    }
+}

@@ -1,0 +1,144 @@
+//! The observed model: what the kernel and the files under /run and /etc have now.
+//!
+//! Each namespace is read on its own short-lived thread inside it; namespaces are read in
+//! parallel.
+
+use std::collections::BTreeMap;
+
+use crate::desired::{Desired, NamespaceSpec};
+use crate::kernel::netns::{self, NetnsFile};
+use crate::kernel::sysctl::{self, SysctlState};
+use crate::kernel::{files, netlink::Netlink, nft};
+use crate::state::{self, Record};
+
+/// What exists for one namespace name.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ObservedNamespace {
+    pub file: Option<NetnsFile>,
+    pub record: Option<Record>,
+    /// State read inside the namespace; `None` when it is not attached or was not read.
+    pub inside: Option<Inside>,
+    /// Contents of /etc/netns/NAME/resolv.conf; `None` when missing.
+    pub resolv_conf: Option<Vec<u8>>,
+    /// Problems met while observing, e.g. a symlink at the resolv.conf path.
+    pub errors: Vec<String>,
+}
+
+impl ObservedNamespace {
+    pub fn attached(&self) -> bool {
+        matches!(self.file, Some(NetnsFile::Attached { .. }))
+    }
+}
+
+/// State read inside a namespace.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Inside {
+    pub lo_up: bool,
+    /// Concrete sysctl keys and their state.
+    pub sysctls: BTreeMap<String, SysctlState>,
+    /// Keys with wildcards and what they expanded to.
+    pub globs: BTreeMap<String, Vec<String>>,
+    /// nftables generation; `None` when it could not be read.
+    pub ruleset_generation: Option<u32>,
+}
+
+/// The observed state of the namespaces a run cares about.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Observed {
+    pub namespaces: BTreeMap<String, ObservedNamespace>,
+}
+
+/// Observes every namespace of `desired`.
+pub fn observe(desired: &Desired) -> Observed {
+    let specs: Vec<&NamespaceSpec> = desired.namespaces.values().collect();
+    let results = parallel_map(&specs, |spec| observe_namespace(spec));
+    Observed {
+        namespaces: specs
+            .iter()
+            .map(|spec| spec.name.clone())
+            .zip(results)
+            .collect(),
+    }
+}
+
+/// Runs `f` over `items` on a few worker threads and returns the results in order.
+pub fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let workers = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .clamp(2, 8)
+        .min(items.len().max(1));
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut results: Vec<Option<R>> = Vec::new();
+    results.resize_with(items.len(), || None);
+    let slots = std::sync::Mutex::new(results);
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(item) = items.get(i) else {
+                    break;
+                };
+                let result = f(item);
+                slots.lock().expect("no worker panics while holding the lock")[i] = Some(result);
+            });
+        }
+    });
+    slots
+        .into_inner()
+        .expect("workers finished")
+        .into_iter()
+        .map(|slot| slot.expect("every item was processed"))
+        .collect()
+}
+
+/// Observes one namespace by name.
+pub fn observe_namespace(spec: &NamespaceSpec) -> ObservedNamespace {
+    let mut observed = ObservedNamespace::default();
+    let path = netns::netns_path(&spec.name);
+    match netns::inspect(&path) {
+        Ok(file) => observed.file = Some(file),
+        Err(err) => observed
+            .errors
+            .push(format!("cannot inspect {}: {err}", path.display())),
+    }
+    match state::read_record(&spec.name) {
+        Ok(record) => observed.record = record,
+        Err(err) => observed.errors.push(err.to_string()),
+    }
+    let resolv_path = netns::etc_dir(&spec.name).join("resolv.conf");
+    match files::read(&resolv_path) {
+        Ok(content) => observed.resolv_conf = content,
+        Err(err) => observed.errors.push(err.to_string()),
+    }
+    if observed.attached() {
+        match netns::in_netns(&path, || read_inside(spec)) {
+            Ok(Ok(inside)) => observed.inside = Some(inside),
+            Ok(Err(err)) | Err(err) => observed
+                .errors
+                .push(format!("cannot read namespace {}: {err}", spec.name)),
+        }
+    }
+    observed
+}
+
+/// Reads state inside the calling thread's namespace.
+fn read_inside(spec: &NamespaceSpec) -> std::io::Result<Inside> {
+    let mut inside = Inside::default();
+    let mut netlink = Netlink::open()?;
+    inside.lo_up = netlink
+        .get_link(crate::kernel::netlink::LinkId::Name("lo"))
+        .map_err(|err| std::io::Error::other(err.to_string()))?
+        .is_some_and(|link| link.up);
+    for (key, _) in &spec.sysctls {
+        let keys = sysctl::expand_glob(key);
+        if keys.len() != 1 || keys[0] != *key {
+            inside.globs.insert(key.clone(), keys.clone());
+        }
+        for concrete in keys {
+            let state = sysctl::read(&concrete)?;
+            inside.sysctls.insert(concrete, state);
+        }
+    }
+    inside.ruleset_generation = nft::ruleset_generation().ok();
+    Ok(inside)
+}

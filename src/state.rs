@@ -1,0 +1,178 @@
+//! What netnsctl created, recorded under /run/netnsctl, and the lock that serializes runs.
+//!
+//! /run is a tmpfs, so records vanish with the namespaces at reboot. A namespace is "owned" when
+//! a record exists for it; anything without a record is left alone.
+
+use std::fs::File;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::kernel::files;
+
+/// Runtime state directory.
+pub const STATE_DIR: &str = "/run/netnsctl";
+
+/// Version of the record format.
+pub const RECORD_VERSION: u32 = 1;
+
+/// What netnsctl made for one namespace.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    pub version: u32,
+    /// The namespace existed before and `adopt = true` took it over.
+    #[serde(default)]
+    pub adopted: bool,
+    /// SHA-256 of the ruleset text last loaded, when netnsctl loaded one.
+    #[serde(default)]
+    pub ruleset_digest: Option<String>,
+    /// nftables generation read right after that load.
+    #[serde(default)]
+    pub ruleset_generation: Option<u32>,
+    /// Host links netnsctl created for this namespace (veth ends in the host namespace).
+    #[serde(default)]
+    pub host_links: Vec<String>,
+    /// Links moved in from the host namespace by `interfaces`, to move back on `down`.
+    #[serde(default)]
+    pub moved_links: Vec<String>,
+}
+
+/// Returns the path of a namespace's record.
+pub fn record_path(name: &str) -> PathBuf {
+    Path::new(STATE_DIR).join("namespaces").join(format!("{name}.json"))
+}
+
+/// Reads a namespace's record. A record that cannot be parsed counts as present but empty, so
+/// the namespace stays owned and the next apply rewrites it.
+pub fn read_record(name: &str) -> io::Result<Option<Record>> {
+    match files::read(&record_path(name))? {
+        None => Ok(None),
+        Some(bytes) => Ok(Some(serde_json::from_slice(&bytes).unwrap_or_else(|err| {
+            tracing::warn!(namespace = name, %err, "unreadable state record; treating it as empty");
+            Record {
+                version: RECORD_VERSION,
+                ..Record::default()
+            }
+        }))),
+    }
+}
+
+/// Writes a namespace's record atomically.
+pub fn write_record(name: &str, record: &Record) -> io::Result<()> {
+    let path = record_path(name);
+    files::create_dir_all(path.parent().expect("record path has a parent"), 0o700)?;
+    let mut bytes = serde_json::to_vec_pretty(record).expect("records serialize");
+    bytes.push(b'\n');
+    files::replace(&path, &bytes, 0o600)
+}
+
+/// Removes a namespace's record.
+pub fn remove_record(name: &str) -> io::Result<()> {
+    files::remove(&record_path(name), false)
+}
+
+/// Lists the namespaces that have records.
+pub fn recorded_namespaces() -> io::Result<Vec<String>> {
+    let dir = Path::new(STATE_DIR).join("namespaces");
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(err) => return Err(err),
+    };
+    let mut names: Vec<String> = entries
+        .flatten()
+        .filter_map(|entry| {
+            let name = entry.file_name().into_string().ok()?;
+            let stem = name.strip_suffix(".json")?;
+            crate::config::names::is_valid_namespace_name(stem).then(|| stem.to_owned())
+        })
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
+/// An exclusive lock on /run/netnsctl/lock, held until dropped.
+pub struct Lock {
+    _file: File,
+}
+
+/// How acquiring the lock went.
+#[derive(Debug)]
+pub enum LockError {
+    Io(io::Error),
+    /// Another run held the lock for the whole timeout.
+    TimedOut { holder: Option<u32>, waited: Duration },
+}
+
+impl std::fmt::Display for LockError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LockError::Io(err) => write!(f, "cannot take the lock {STATE_DIR}/lock: {err}"),
+            LockError::TimedOut { holder, waited } => {
+                write!(f, "timed out after {:.1} s waiting for the lock {STATE_DIR}/lock", waited.as_secs_f64())?;
+                if let Some(pid) = holder {
+                    write!(f, " held by process {pid}")?;
+                }
+                f.write_str("; retry later or raise --lock-timeout")
+            }
+        }
+    }
+}
+
+impl std::error::Error for LockError {}
+
+impl Lock {
+    /// Takes the lock, waiting up to `timeout` for another run to finish.
+    pub fn acquire(timeout: Duration) -> Result<Lock, LockError> {
+        files::create_dir_all(Path::new(STATE_DIR), 0o755).map_err(LockError::Io)?;
+        let path = Path::new(STATE_DIR).join("lock");
+        let file = open_lock_file(&path).map_err(LockError::Io)?;
+        let start = Instant::now();
+        let mut announced = false;
+        loop {
+            // SAFETY: flock on a file descriptor we own.
+            let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+            if rc == 0 {
+                if announced {
+                    tracing::info!(waited_ms = start.elapsed().as_millis() as u64, "took the lock");
+                }
+                let _ = nix::unistd::ftruncate(&file, 0);
+                let _ = nix::sys::uio::pwrite(&file, format!("{}\n", std::process::id()).as_bytes(), 0);
+                return Ok(Lock { _file: file });
+            }
+            let err = io::Error::last_os_error();
+            if err.raw_os_error() != Some(libc::EWOULDBLOCK) {
+                return Err(LockError::Io(err));
+            }
+            let holder = std::fs::read_to_string(&path)
+                .ok()
+                .and_then(|s| s.trim().parse().ok());
+            if !announced {
+                tracing::info!(holder, "waiting for another netnsctl run to finish");
+                announced = true;
+            }
+            if start.elapsed() >= timeout {
+                return Err(LockError::TimedOut {
+                    holder,
+                    waited: start.elapsed(),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+fn open_lock_file(path: &Path) -> io::Result<File> {
+    use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag, AT_FDCWD};
+    use nix::sys::stat::Mode;
+    let how = OpenHow::new()
+        .flags(OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW)
+        .mode(Mode::from_bits_truncate(0o644))
+        .resolve(ResolveFlag::RESOLVE_NO_SYMLINKS);
+    openat2(AT_FDCWD, path, how)
+        .map(File::from)
+        .map_err(|err| io::Error::new(io::Error::from(err).kind(), format!("{}: {}", path.display(), err.desc())))
+}
