@@ -129,6 +129,12 @@ fn check_verify(container: &Container) {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "systemd-analyze verify failed: {stderr}");
     assert_eq!(stderr.trim(), "", "systemd-analyze verify printed warnings");
+
+    // The same call rejects a broken unit, so the check above can fail.
+    container.write("/run/systemd/system/broken.service", "[Service]\nExecStart=sleep-without-path\n");
+    let broken = container.run(&["systemd-analyze", "verify", "--man=no", "broken.service"]);
+    assert!(!broken.status.success(), "systemd-analyze verify accepted a broken unit");
+    std::fs::remove_file(container.path("/run/systemd/system/broken.service")).expect("remove broken.service");
 }
 
 fn check_started(container: &Container) {

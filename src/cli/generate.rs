@@ -173,9 +173,9 @@ pub fn generator(args: &[OsString]) -> u8 {
 }
 
 /// Logs one generator message with a syslog priority (3 error). When systemd runs the
-/// generator (it sets SYSTEMD_SCOPE for generators since version 251), the message goes to
-/// /dev/kmsg, because the journal is not running yet at boot; otherwise, or when /dev/kmsg
-/// cannot be opened, it goes to stderr.
+/// generator (it sets SYSTEMD_SCOPE in the generator environment, as systemd 252 does), the
+/// message goes to /dev/kmsg, because the journal is not running yet at boot. Otherwise, or when
+/// /dev/kmsg cannot be opened, it goes to stderr.
 fn log_generator(priority: u8, message: &str) {
     if std::env::var_os("SYSTEMD_SCOPE").is_some() {
         if let Ok(mut kmsg) = std::fs::OpenOptions::new().write(true).open("/dev/kmsg") {
