@@ -220,6 +220,35 @@ fn check_restart(container: &Container) {
     assert!(seen.contains("nameserver 10.53.0.99"), "{seen}");
 }
 
+/// A process that is not a member keeps the namespace busy: the stop fails and the namespace
+/// stays registered; the next start replaces the registration.
+fn check_stop_with_other_process(container: &Container) {
+    let unit = format!("netns-{LAB}.service");
+    container.run_ok(&[
+        "systemd-run",
+        "--unit",
+        "other.service",
+        "-p",
+        &format!("NetworkNamespacePath=/run/netns/{LAB}"),
+        "/bin/sleep",
+        "infinity",
+    ]);
+    let old_ns = ns_inode(container, &format!("/run/netns/{LAB}"));
+    // systemctl stop returns 0 here; the failed ExecStop= shows in the unit's state.
+    container.run(&["systemctl", "stop", &unit]);
+    container.wait_state("m-path.service", "inactive");
+    assert_eq!(container.property(&unit, "ActiveState"), "failed", "{unit}");
+    assert_eq!(ns_inode(container, &format!("/run/netns/{LAB}")), old_ns);
+    let journal = container.run_ok(&["journalctl", "--no-pager", "-u", &unit]);
+    assert!(journal.contains("process(es) inside"), "{journal}");
+
+    container.systemctl(&["start", "m-path.service"]);
+    let new_ns = ns_inode(container, &format!("/run/netns/{LAB}"));
+    assert_ne!(new_ns, old_ns, "the start kept the old namespace");
+    assert_eq!(member_netns(container, "m-path.service"), new_ns);
+    container.systemctl(&["stop", "other.service"]);
+}
+
 fn check_stop(container: &Container) {
     container.systemctl(&["stop", &format!("netns-{LAB}.service"), &format!("netns-{WEB}.service")]);
     for unit in ["m-path.service", "m-joins.service"] {
@@ -270,5 +299,6 @@ fn namespace_units_under_systemd() {
     check_members(&container);
     check_dns_change(&container);
     check_restart(&container);
+    check_stop_with_other_process(&container);
     check_stop(&container);
 }
