@@ -44,9 +44,13 @@ fn attach_registers_and_configures() {
     assert_eq!(output.status.code(), Some(0));
     assert_eq!(fs_type(Path::new("/run/netns/vpn")), "nsfs");
     assert_eq!(sysctl_in("vpn", "net.ipv4.ip_forward"), "1");
-    let lo = run_ok("ip", &["netns", "exec", "vpn", "ip", "-o", "link", "show", "lo"]);
+    let lo = run_ok(
+        "ip",
+        &["netns", "exec", "vpn", "ip", "-o", "link", "show", "lo"],
+    );
     assert!(lo.contains(",UP"), "{lo}");
-    let resolv = std::fs::read_to_string("/etc/netns/vpn/resolv.conf").expect("resolv.conf written");
+    let resolv =
+        std::fs::read_to_string("/etc/netns/vpn/resolv.conf").expect("resolv.conf written");
     assert_eq!(resolv, "nameserver 10.53.0.1\n");
     assert!(Path::new("/run/netnsctl/namespaces/vpn.json").exists());
 
@@ -67,7 +71,10 @@ fn attach_rejects_foreign_namespace() {
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     run_ok("ip", &["netns", "delete", "vpn"]);
     assert_eq!(output.status.code(), Some(1));
-    assert!(stderr.contains("/run/netns/vpn exists and netnsctl did not create it"), "{stderr}");
+    assert!(
+        stderr.contains("/run/netns/vpn exists and netnsctl did not create it"),
+        "{stderr}"
+    );
     assert!(stderr.contains("ip netns delete vpn"), "{stderr}");
     assert!(!Path::new("/run/netnsctl/namespaces/vpn.json").exists());
 }
@@ -77,7 +84,8 @@ fn attach_failure_leaves_nothing() {
     if !require_root("attach_failure_leaves_nothing") {
         return;
     }
-    let env = Env::new("[namespaces.vpn]\nsysctl = { \"net.ipv4.ip_forward\" = \"not-a-number\" }\n");
+    let env =
+        Env::new("[namespaces.vpn]\nsysctl = { \"net.ipv4.ip_forward\" = \"not-a-number\" }\n");
     let output = attach_in_new_netns(&env, "vpn");
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -108,8 +116,20 @@ fn down_from_inside_namespace() {
     // ExecStop= runs down inside the namespace it removes; that process does not count.
     let output = run(
         "ip",
-        &["netns", "exec", "vpn", netnsctl_bin().to_str().unwrap(), "down", "vpn"],
+        &[
+            "netns",
+            "exec",
+            "vpn",
+            netnsctl_bin().to_str().unwrap(),
+            "down",
+            "vpn",
+        ],
     );
-    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert!(!Path::new("/run/netns/vpn").exists());
 }

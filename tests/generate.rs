@@ -28,7 +28,10 @@ fn tree(root: &Path) -> Vec<(String, String)> {
             if kind.is_dir() {
                 pending.push(path);
             } else if kind.is_symlink() {
-                found.push((relative, format!("-> {}", std::fs::read_link(&path).unwrap().display())));
+                found.push((
+                    relative,
+                    format!("-> {}", std::fs::read_link(&path).unwrap().display()),
+                ));
             } else {
                 found.push((relative, std::fs::read_to_string(&path).unwrap()));
             }
@@ -38,7 +41,7 @@ fn tree(root: &Path) -> Vec<(String, String)> {
     found
 }
 
-/// A symlink named netnsctl-generator to the binary, as installed for systemd.
+/// Creates a symlink named netnsctl-generator to the binary, as installed for systemd.
 fn generator(env: &Env) -> std::path::PathBuf {
     let link = env.path("netnsctl-generator");
     if !link.exists() {
@@ -99,7 +102,12 @@ fn generate_rejects_invalid_config() {
 fn generator_matches_generate() {
     let env = Env::new(CONFIG);
     let expected = env.path("expected");
-    env.ok(&["generate", "systemd", "--output", expected.to_str().unwrap()]);
+    env.ok(&[
+        "generate",
+        "systemd",
+        "--output",
+        expected.to_str().unwrap(),
+    ]);
     let normal = env.path("normal");
     let output = Command::new(generator(&env))
         .args([&normal, &env.path("early"), &env.path("late")])
@@ -107,7 +115,12 @@ fn generator_matches_generate() {
         .env_remove("SYSTEMD_SCOPE")
         .output()
         .expect("run generator");
-    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert_eq!(tree(&normal), tree(&expected));
     assert!(!env.path("early").exists());
     assert!(!env.path("late").exists());

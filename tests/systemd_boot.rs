@@ -43,7 +43,8 @@ Environment = "NETNSCTL_LOG=info"
     )
 }
 
-const MEMBER_UNIT: &str = "[Unit]\nDescription=netnsctl test member\n\n[Service]\nExecStart=/bin/sleep infinity\n";
+const MEMBER_UNIT: &str =
+    "[Unit]\nDescription=netnsctl test member\n\n[Service]\nExecStart=/bin/sleep infinity\n";
 
 const CONFIG_PATH: &str = "etc/netnsctl/netnsctl.toml";
 
@@ -52,7 +53,10 @@ fn read_tree(root: &Path) -> BTreeMap<String, String> {
     let mut tree = BTreeMap::new();
     let mut pending = vec![root.to_path_buf()];
     while let Some(dir) = pending.pop() {
-        for entry in std::fs::read_dir(&dir).expect("read generated dir").flatten() {
+        for entry in std::fs::read_dir(&dir)
+            .expect("read generated dir")
+            .flatten()
+        {
             let path = entry.path();
             let kind = entry.file_type().expect("file type");
             let relative = path.strip_prefix(root).unwrap().display().to_string();
@@ -62,7 +66,10 @@ fn read_tree(root: &Path) -> BTreeMap<String, String> {
                 let target = std::fs::read_link(&path).expect("read symlink");
                 tree.insert(relative, format!("-> {}", target.display()));
             } else {
-                tree.insert(relative, std::fs::read_to_string(&path).expect("read generated file"));
+                tree.insert(
+                    relative,
+                    std::fs::read_to_string(&path).expect("read generated file"),
+                );
             }
         }
     }
@@ -80,7 +87,10 @@ fn netnsctl_files(tree: BTreeMap<String, String>) -> BTreeMap<String, String> {
 }
 
 fn ns_inode(container: &Container, path: &str) -> String {
-    container.run_ok(&["stat", "-L", "-c", "%i", path]).trim().to_owned()
+    container
+        .run_ok(&["stat", "-L", "-c", "%i", path])
+        .trim()
+        .to_owned()
 }
 
 fn main_pid(container: &Container, unit: &str) -> String {
@@ -109,7 +119,13 @@ fn rule_count(container: &Container, ns: &str) -> usize {
 }
 
 fn check_generator_matches_generate(container: &Container) {
-    container.run_ok(&["netnsctl", "generate", "systemd", "--output", "/tmp/generated"]);
+    container.run_ok(&[
+        "netnsctl",
+        "generate",
+        "systemd",
+        "--output",
+        "/tmp/generated",
+    ]);
     let generated = read_tree(&container.path("/tmp/generated"));
     let from_generator = netnsctl_files(read_tree(&container.path("/run/systemd/generator")));
     assert_eq!(generated.len(), 6, "{:?}", generated.keys());
@@ -127,14 +143,24 @@ fn check_verify(container: &Container) {
         "m-joins.service",
     ]);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "systemd-analyze verify failed: {stderr}");
+    assert!(
+        output.status.success(),
+        "systemd-analyze verify failed: {stderr}"
+    );
     assert_eq!(stderr.trim(), "", "systemd-analyze verify printed warnings");
 
     // The same call rejects a broken unit, so the check above can fail.
-    container.write("/run/systemd/system/broken.service", "[Service]\nExecStart=sleep-without-path\n");
+    container.write(
+        "/run/systemd/system/broken.service",
+        "[Service]\nExecStart=sleep-without-path\n",
+    );
     let broken = container.run(&["systemd-analyze", "verify", "--man=no", "broken.service"]);
-    assert!(!broken.status.success(), "systemd-analyze verify accepted a broken unit");
-    std::fs::remove_file(container.path("/run/systemd/system/broken.service")).expect("remove broken.service");
+    assert!(
+        !broken.status.success(),
+        "systemd-analyze verify accepted a broken unit"
+    );
+    std::fs::remove_file(container.path("/run/systemd/system/broken.service"))
+        .expect("remove broken.service");
 }
 
 fn check_started(container: &Container) {
@@ -148,13 +174,21 @@ fn check_started(container: &Container) {
     }
     for ns in [LAB, WEB] {
         let path = format!("/run/netns/{ns}");
-        assert_eq!(container.run_ok(&["stat", "-f", "-c", "%T", &path]).trim(), "nsfs", "{path}");
+        assert_eq!(
+            container.run_ok(&["stat", "-f", "-c", "%T", &path]).trim(),
+            "nsfs",
+            "{path}"
+        );
         let lo = container.run_ok(&["ip", "netns", "exec", ns, "ip", "-o", "link", "show", "lo"]);
         assert!(lo.contains(",UP"), "lo is down in {ns}: {lo}");
     }
     let list = container.run(&["ip", "netns", "list"]);
     assert!(list.status.success());
-    assert_eq!(String::from_utf8_lossy(&list.stderr), "", "ip netns list printed errors");
+    assert_eq!(
+        String::from_utf8_lossy(&list.stderr),
+        "",
+        "ip netns list printed errors"
+    );
     let names: Vec<String> = String::from_utf8_lossy(&list.stdout)
         .lines()
         .filter_map(|line| line.split_whitespace().next().map(str::to_owned))
@@ -162,7 +196,15 @@ fn check_started(container: &Container) {
     assert!(names.contains(&LAB.to_owned()), "{names:?}");
     assert!(names.contains(&WEB.to_owned()), "{names:?}");
 
-    let forward = container.run_ok(&["ip", "netns", "exec", LAB, "sysctl", "-n", "net.ipv4.ip_forward"]);
+    let forward = container.run_ok(&[
+        "ip",
+        "netns",
+        "exec",
+        LAB,
+        "sysctl",
+        "-n",
+        "net.ipv4.ip_forward",
+    ]);
     assert_eq!(forward.trim(), "1");
     assert_eq!(rule_count(container, LAB), 1);
 }
@@ -171,8 +213,16 @@ fn check_members(container: &Container) {
     let lab_ns = ns_inode(container, &format!("/run/netns/{LAB}"));
     let web_ns = ns_inode(container, &format!("/run/netns/{WEB}"));
     assert_ne!(lab_ns, web_ns);
-    assert_eq!(member_netns(container, "m-path.service"), lab_ns, "NetworkNamespacePath= member");
-    assert_eq!(member_netns(container, "m-joins.service"), web_ns, "JoinsNamespaceOf= member");
+    assert_eq!(
+        member_netns(container, "m-path.service"),
+        lab_ns,
+        "NetworkNamespacePath= member"
+    );
+    assert_eq!(
+        member_netns(container, "m-joins.service"),
+        web_ns,
+        "JoinsNamespaceOf= member"
+    );
 
     for (unit, ns) in [("m-path.service", LAB), ("m-joins.service", WEB)] {
         let expected = container.run_ok(&["cat", &format!("/etc/netns/{ns}/resolv.conf")]);
@@ -187,7 +237,11 @@ fn check_dns_change(container: &Container) {
     container.run_ok(&["netnsctl", "apply", LAB]);
     let seen = member_resolv_conf(container, "m-path.service");
     assert!(seen.contains("nameserver 10.53.0.99"), "{seen}");
-    assert_eq!(main_pid(container, "m-path.service"), pid, "the member was restarted");
+    assert_eq!(
+        main_pid(container, "m-path.service"),
+        pid,
+        "the member was restarted"
+    );
     // Applying again changes nothing and loads no second copy of the rules.
     let again = container.run_ok(&["netnsctl", "apply", LAB]);
     assert_eq!(again.trim(), "", "second apply made changes");
@@ -207,21 +261,35 @@ fn check_restart(container: &Container) {
         let new_ns = ns_inode(container, &format!("/run/netns/{ns}"));
         assert_ne!(new_pid, old_pid, "{member} was not restarted with {unit}");
         assert_ne!(new_ns, old_ns, "restarting {unit} kept the old namespace");
-        assert_eq!(member_netns(container, member), new_ns, "{member} is not in the new namespace");
         assert_eq!(
-            container.run_ok(&["stat", "-f", "-c", "%T", &format!("/run/netns/{ns}")]).trim(),
+            member_netns(container, member),
+            new_ns,
+            "{member} is not in the new namespace"
+        );
+        assert_eq!(
+            container
+                .run_ok(&["stat", "-f", "-c", "%T", &format!("/run/netns/{ns}")])
+                .trim(),
             "nsfs"
         );
     }
     assert_eq!(rule_count(container, LAB), 1);
-    let forward = container.run_ok(&["ip", "netns", "exec", LAB, "sysctl", "-n", "net.ipv4.ip_forward"]);
+    let forward = container.run_ok(&[
+        "ip",
+        "netns",
+        "exec",
+        LAB,
+        "sysctl",
+        "-n",
+        "net.ipv4.ip_forward",
+    ]);
     assert_eq!(forward.trim(), "1");
     let seen = member_resolv_conf(container, "m-path.service");
     assert!(seen.contains("nameserver 10.53.0.99"), "{seen}");
 }
 
-/// A process that is not a member keeps the namespace busy: the stop fails and the namespace
-/// stays registered; the next start replaces the registration.
+/// Checks that a process outside the members keeps the namespace busy: the stop fails and the
+/// namespace stays registered, and the next start replaces the registration.
 fn check_stop_with_other_process(container: &Container) {
     let unit = format!("netns-{LAB}.service");
     container.run_ok(&[
@@ -250,16 +318,28 @@ fn check_stop_with_other_process(container: &Container) {
 }
 
 fn check_stop(container: &Container) {
-    container.systemctl(&["stop", &format!("netns-{LAB}.service"), &format!("netns-{WEB}.service")]);
+    container.systemctl(&[
+        "stop",
+        &format!("netns-{LAB}.service"),
+        &format!("netns-{WEB}.service"),
+    ]);
     for unit in ["m-path.service", "m-joins.service"] {
         container.wait_state(unit, "inactive");
     }
     for ns in [LAB, WEB] {
         let unit = format!("netns-{ns}.service");
-        assert_eq!(container.property(&unit, "ActiveState"), "inactive", "{unit}");
+        assert_eq!(
+            container.property(&unit, "ActiveState"),
+            "inactive",
+            "{unit}"
+        );
         assert_eq!(container.property(&unit, "Result"), "success", "{unit}");
-        assert!(!container.path(&format!("/etc/netns/{ns}/resolv.conf")).exists());
-        assert!(!container.path(&format!("/run/netnsctl/namespaces/{ns}.json")).exists());
+        assert!(!container
+            .path(&format!("/etc/netns/{ns}/resolv.conf"))
+            .exists());
+        assert!(!container
+            .path(&format!("/run/netnsctl/namespaces/{ns}.json"))
+            .exists());
     }
     let left: Vec<_> = std::fs::read_dir(container.path("/run/netns"))
         .expect("read /run/netns")
@@ -287,7 +367,13 @@ fn namespace_units_under_systemd() {
 
     check_generator_matches_generate(&container);
 
-    container.run_ok(&["netnsctl", "generate", "systemd", "--output", "/run/systemd/system"]);
+    container.run_ok(&[
+        "netnsctl",
+        "generate",
+        "systemd",
+        "--output",
+        "/run/systemd/system",
+    ]);
     container.write("/run/systemd/system/m-path.service", MEMBER_UNIT);
     container.write("/run/systemd/system/m-joins.service", MEMBER_UNIT);
     container.systemctl(&["daemon-reload"]);

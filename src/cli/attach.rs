@@ -65,12 +65,12 @@ fn register(name: &str, adopt: bool) -> Result<bool, String> {
     netns::prepare_run_dir()
         .map_err(|err| format!("cannot prepare {}: {err}", netns::NETNS_RUN_DIR))?;
     let path = netns::netns_path(name);
-    let own = netns::process_netns()
-        .map_err(|err| format!("cannot read /proc/self/ns/net: {err}"))?;
+    let own =
+        netns::process_netns().map_err(|err| format!("cannot read /proc/self/ns/net: {err}"))?;
     let record = state::read_record(name).map_err(|err| err.to_string())?;
     let owned = record.is_some();
-    let current = netns::inspect(&path)
-        .map_err(|err| format!("cannot inspect {}: {err}", path.display()))?;
+    let current =
+        netns::inspect(&path).map_err(|err| format!("cannot inspect {}: {err}", path.display()))?;
 
     match current {
         NetnsFile::Attached { dev, ino } if (dev, ino) == own && owned => return Ok(false),
@@ -103,8 +103,13 @@ fn register(name: &str, adopt: bool) -> Result<bool, String> {
         version: RECORD_VERSION,
         ..Record::default()
     };
-    state::write_record(name, &record).map_err(|err| format!("cannot write state record: {err}"))?;
+    state::write_record(name, &record)
+        .map_err(|err| format!("cannot write state record: {err}"))?;
     netns::attach_pid(&path, std::process::id()).map_err(|err| err.to_string())?;
-    tracing::info!(namespace = name, "registered the namespace at {}", path.display());
+    tracing::info!(
+        namespace = name,
+        "registered the namespace at {}",
+        path.display()
+    );
     Ok(true)
 }

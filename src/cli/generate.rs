@@ -2,8 +2,8 @@
 //!
 //! Run as `netnsctl-generator` (a symlink in /usr/lib/systemd/system-generators), the binary
 //! follows systemd.generator(7): it writes the same units as `netnsctl generate systemd` into
-//! the directory systemd passes, and never fails: on a bad config it logs the errors and writes
-//! nothing.
+//! the directory systemd passes. On a bad config it logs the errors, writes nothing and still
+//! exits with status 0, so boot goes on.
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -22,7 +22,7 @@ pub const GENERATOR_NAME: &str = "netnsctl-generator";
 /// Environment variable with the config file the generator reads instead of the default.
 pub const GENERATOR_CONFIG_ENV: &str = "NETNSCTL_CONFIG";
 
-/// What `generate` writes.
+/// Kinds of files `generate` writes.
 #[derive(Debug, Subcommand)]
 pub enum Generate {
     /// Write netns-NAME.service for each namespace, and UNIT.d/netnsctl-netns.conf for each
@@ -34,8 +34,8 @@ pub enum Generate {
     },
 }
 
-pub fn generate(global: &GlobalArgs, what: &Generate) -> u8 {
-    match what {
+pub fn generate(global: &GlobalArgs, kind: &Generate) -> u8 {
+    match kind {
         Generate::Systemd { output } => systemd_units(global, output.as_deref()),
     }
 }
@@ -132,7 +132,10 @@ pub fn invoked_as_generator(argv0: &OsString) -> bool {
 pub fn generator(args: &[OsString]) -> u8 {
     let dirs = &args[1.min(args.len())..];
     if dirs.len() != 1 && dirs.len() != 3 {
-        log_generator(3, "usage: netnsctl-generator NORMAL_DIR [EARLY_DIR LATE_DIR]");
+        log_generator(
+            3,
+            "usage: netnsctl-generator NORMAL_DIR [EARLY_DIR LATE_DIR]",
+        );
         return EXIT_INVALID;
     }
     let normal_dir = Path::new(&dirs[0]);
@@ -167,7 +170,10 @@ pub fn generator(args: &[OsString]) -> u8 {
     };
     let units = systemd::render(&loaded.config, &options);
     if let Err(err) = write_units(normal_dir, &units) {
-        log_generator(3, &format!("cannot write units into {}: {err}", normal_dir.display()));
+        log_generator(
+            3,
+            &format!("cannot write units into {}: {err}", normal_dir.display()),
+        );
     }
     EXIT_OK
 }
@@ -179,7 +185,10 @@ pub fn generator(args: &[OsString]) -> u8 {
 fn log_generator(priority: u8, message: &str) {
     if std::env::var_os("SYSTEMD_SCOPE").is_some() {
         if let Ok(mut kmsg) = std::fs::OpenOptions::new().write(true).open("/dev/kmsg") {
-            let line = format!("<{priority}>{GENERATOR_NAME}[{}]: {message}\n", std::process::id());
+            let line = format!(
+                "<{priority}>{GENERATOR_NAME}[{}]: {message}\n",
+                std::process::id()
+            );
             if kmsg.write_all(line.as_bytes()).is_ok() {
                 return;
             }

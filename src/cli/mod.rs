@@ -118,7 +118,7 @@ pub enum Command {
     /// Write files derived from the config, such as systemd units.
     Generate {
         #[command(subcommand)]
-        what: generate::Generate,
+        kind: generate::Generate,
     },
     /// Validate the config, rulesets included, without changing anything.
     Check {
@@ -173,7 +173,7 @@ pub fn run(cli: Cli) -> ExitCode {
             command,
         } => exec::exec(name, user.as_deref(), command),
         Command::Attach { name } => attach::attach(&cli.global, name),
-        Command::Generate { what } => generate::generate(&cli.global, what),
+        Command::Generate { kind } => generate::generate(&cli.global, kind),
         Command::Check { json } => check::check(&cli.global, *json),
     };
     ExitCode::from(code)

@@ -96,7 +96,11 @@ pub fn check(loaded: &LoadedConfig) -> Vec<ConfigError> {
                         "{unit} runs netnsctl, which needs root (CAP_SYS_ADMIN and CAP_NET_ADMIN); remove this setting"
                     )));
                 } else if section == "Install" && INSTALL_LINK_KEYS.contains(&setting.as_str()) {
-                    for word in value.lines().iter().flat_map(|line| line.split_whitespace()) {
+                    for word in value
+                        .lines()
+                        .iter()
+                        .flat_map(|line| line.split_whitespace())
+                    {
                         if !unit_name::is_valid_dependency(word) {
                             errors.push(fixed(format!(
                                 "{word:?} is not a unit name: use names such as \"multi-user.target\""
@@ -139,8 +143,14 @@ WantedBy = ["", "network-online.target getty@tty1.service"]
     fn mount_sandboxing_rejected() {
         let found = errors("[namespaces.vpn.service.Service]\nProtectSystem = \"strict\"\n");
         assert_eq!(found.len(), 1);
-        assert!(found[0].starts_with("n.toml: namespaces.vpn.service.Service.ProtectSystem = "), "{found:?}");
-        assert!(found[0].contains("hides /run/netns/vpn from the host"), "{found:?}");
+        assert!(
+            found[0].starts_with("n.toml: namespaces.vpn.service.Service.ProtectSystem = "),
+            "{found:?}"
+        );
+        assert!(
+            found[0].contains("hides /run/netns/vpn from the host"),
+            "{found:?}"
+        );
     }
 
     #[test]
@@ -160,9 +170,13 @@ WantedBy = ["", "network-online.target getty@tty1.service"]
 
     #[test]
     fn install_target_must_be_unit_name() {
-        let found = errors("[namespaces.vpn.service.Install]\nWantedBy = \"../x multi-user.target\"\n");
+        let found =
+            errors("[namespaces.vpn.service.Install]\nWantedBy = \"../x multi-user.target\"\n");
         assert_eq!(found.len(), 1, "{found:?}");
-        assert!(found[0].contains("\"../x\" is not a unit name"), "{found:?}");
+        assert!(
+            found[0].contains("\"../x\" is not a unit name"),
+            "{found:?}"
+        );
     }
 
     #[test]
@@ -170,7 +184,13 @@ WantedBy = ["", "network-online.target getty@tty1.service"]
         let toml = "[namespaces.a]\nmembers = [\"x.service\"]\n[namespaces.b]\nmembers = [\"x.service\"]\n";
         let found = errors(toml);
         assert_eq!(found.len(), 1, "{found:?}");
-        assert!(found[0].starts_with("n.toml: namespaces.b.members[0] = \"x.service\""), "{found:?}");
-        assert!(found[0].contains("namespaces.a.members[0] already lists it"), "{found:?}");
+        assert!(
+            found[0].starts_with("n.toml: namespaces.b.members[0] = \"x.service\""),
+            "{found:?}"
+        );
+        assert!(
+            found[0].contains("namespaces.a.members[0] already lists it"),
+            "{found:?}"
+        );
     }
 }

@@ -133,8 +133,16 @@ fn namespace_unit(name: &str, ns: &Namespace, options: &Options) -> UnitFile {
         "systemd 254 and later give PrivateNetwork= units private mounts unless this says no.",
     );
     unit.set("Service", "PrivateMounts", "no");
-    unit.set("Service", "ExecStart", netnsctl_command(options, &["attach", name]));
-    unit.set("Service", "ExecStop", netnsctl_command(options, &["down", name]));
+    unit.set(
+        "Service",
+        "ExecStart",
+        netnsctl_command(options, &["attach", name]),
+    );
+    unit.set(
+        "Service",
+        "ExecStop",
+        netnsctl_command(options, &["down", name]),
+    );
 
     unit.set("Install", "WantedBy", DEFAULT_WANTED_BY);
 

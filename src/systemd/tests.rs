@@ -15,7 +15,9 @@ fn options() -> Options {
 }
 
 fn config(toml: &str) -> Config {
-    parse(Path::new("test.toml"), toml).expect("valid TOML").config
+    parse(Path::new("test.toml"), toml)
+        .expect("valid TOML")
+        .config
 }
 
 fn file<'a>(files: &'a [OutputFile], path: &str) -> &'a str {
@@ -64,7 +66,13 @@ WantedBy=multi-user.target
 fn namespace_unit_has_no_mount_sandboxing() {
     let files = render(&config("[namespaces.vpn]\n"), &options());
     let unit = file(&files, "netns-vpn.service");
-    for key in ["BindPaths", "BindReadOnlyPaths", "ProtectSystem", "PrivateTmp", "ProtectHome"] {
+    for key in [
+        "BindPaths",
+        "BindReadOnlyPaths",
+        "ProtectSystem",
+        "PrivateTmp",
+        "ProtectHome",
+    ] {
         assert!(!unit.contains(&format!("{key}=")), "{key}= in {unit}");
     }
     assert!(unit.contains("\nPrivateMounts=no\n"));
@@ -73,7 +81,13 @@ fn namespace_unit_has_no_mount_sandboxing() {
 #[test]
 fn enable_symlink_generated() {
     let files = render(&config("[namespaces.vpn]\n"), &options());
-    assert_eq!(paths(&files), ["multi-user.target.wants/netns-vpn.service", "netns-vpn.service"]);
+    assert_eq!(
+        paths(&files),
+        [
+            "multi-user.target.wants/netns-vpn.service",
+            "netns-vpn.service"
+        ]
+    );
     assert_eq!(
         files[0].content,
         Content::Symlink(PathBuf::from("../netns-vpn.service"))
@@ -89,10 +103,13 @@ fn config_path_passed_when_not_default() {
     let files = render(&config("[namespaces.vpn]\n"), &options);
     let unit = file(&files, "netns-vpn.service");
     assert!(
-        unit.contains("\nExecStart=\"/opt/net tools/netnsctl\" --config /srv/50%%/n.toml attach vpn\n"),
+        unit.contains(
+            "\nExecStart=\"/opt/net tools/netnsctl\" --config /srv/50%%/n.toml attach vpn\n"
+        ),
         "{unit}"
     );
-    assert!(unit.contains("\nExecStop=\"/opt/net tools/netnsctl\" --config /srv/50%%/n.toml down vpn\n"));
+    assert!(unit
+        .contains("\nExecStop=\"/opt/net tools/netnsctl\" --config /srv/50%%/n.toml down vpn\n"));
 }
 
 #[test]
@@ -112,7 +129,10 @@ NetworkNamespacePath=/run/netns/vpn
 # Joining a network namespace does not bring the /etc files that `ip netns exec` mounts.
 BindReadOnlyPaths=/etc/netns/vpn/resolv.conf:/etc/resolv.conf
 ";
-    assert_eq!(file(&files, "transmission.service.d/netnsctl-netns.conf"), expected);
+    assert_eq!(
+        file(&files, "transmission.service.d/netnsctl-netns.conf"),
+        expected
+    );
 }
 
 #[test]
@@ -121,7 +141,10 @@ fn member_drop_in_private_network() {
     let files = render(&config(toml), &options());
     let drop_in = file(&files, "web.socket.d/netnsctl-netns.conf");
     assert!(drop_in.contains("\n[Unit]\nBindsTo=netns-vpn.service\nAfter=netns-vpn.service\nJoinsNamespaceOf=netns-vpn.service\n"), "{drop_in}");
-    assert!(drop_in.contains("\n[Socket]\nPrivateNetwork=yes\n"), "{drop_in}");
+    assert!(
+        drop_in.contains("\n[Socket]\nPrivateNetwork=yes\n"),
+        "{drop_in}"
+    );
     assert!(!drop_in.contains("NetworkNamespacePath"), "{drop_in}");
     assert!(drop_in.contains("BindReadOnlyPaths=/etc/netns/vpn/resolv.conf:/etc/resolv.conf\n"));
 }
@@ -185,7 +208,10 @@ RequiredBy = "a.target b.target"
         ]
     );
     let unit = file(&files, "netns-lab-1.x_y.service");
-    assert!(unit.contains("# From [namespaces.\"lab-1.x_y\".service.Install]"), "{unit}");
+    assert!(
+        unit.contains("# From [namespaces.\"lab-1.x_y\".service.Install]"),
+        "{unit}"
+    );
 }
 
 #[test]
@@ -193,12 +219,22 @@ fn invalid_install_target_makes_no_symlink() {
     let mut ns = Namespace::default();
     ns.service.insert(
         "Install".into(),
-        [("WantedBy".to_owned(), UnitValue::One("../../etc/x.target".into()))].into(),
+        [(
+            "WantedBy".to_owned(),
+            UnitValue::One("../../etc/x.target".into()),
+        )]
+        .into(),
     );
     let mut config = Config::default();
     config.namespaces.insert("vpn".into(), ns);
     let files = render(&config, &options());
-    assert_eq!(paths(&files), ["multi-user.target.wants/netns-vpn.service", "netns-vpn.service"]);
+    assert_eq!(
+        paths(&files),
+        [
+            "multi-user.target.wants/netns-vpn.service",
+            "netns-vpn.service"
+        ]
+    );
 }
 
 #[test]
@@ -225,7 +261,10 @@ members = ["z.service", "a.service"]
 #[test]
 fn unit_name_examples() {
     assert_eq!(namespace_unit_name("lab-1.x_y"), "netns-lab-1.x_y.service");
-    assert!(unit_name::is_valid(&namespace_unit_name("lab-1.x_y"), &[NameKind::Plain]));
+    assert!(unit_name::is_valid(
+        &namespace_unit_name("lab-1.x_y"),
+        &[NameKind::Plain]
+    ));
 }
 
 proptest! {

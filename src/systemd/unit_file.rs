@@ -55,7 +55,9 @@ impl UnitFile {
 
     /// Appends a comment line to `section`.
     pub fn comment(&mut self, section: &str, comment: impl Into<String>) -> &mut Self {
-        self.section_mut(section).lines.push(Line::Comment(comment.into()));
+        self.section_mut(section)
+            .lines
+            .push(Line::Comment(comment.into()));
         self
     }
 
@@ -147,7 +149,10 @@ mod tests {
             unit.to_string(),
             "# generated\n\n[Unit]\nDescription=x\n# extra\nAfter=a.service\n\n[Service]\nType=oneshot\n"
         );
-        assert_eq!(unit.values("Unit", "After").collect::<Vec<_>>(), ["a.service"]);
+        assert_eq!(
+            unit.values("Unit", "After").collect::<Vec<_>>(),
+            ["a.service"]
+        );
     }
 
     #[test]

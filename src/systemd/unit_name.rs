@@ -67,8 +67,16 @@ mod tests {
 
     #[test]
     fn plain_names_accepted() {
-        for name in ["a.service", "netns-vpn.service", "a:b\\x2d.socket", "x.y.z.target"] {
-            assert!(is_valid(name, &[NameKind::Plain]), "{name:?} should be valid");
+        for name in [
+            "a.service",
+            "netns-vpn.service",
+            "a:b\\x2d.socket",
+            "x.y.z.target",
+        ] {
+            assert!(
+                is_valid(name, &[NameKind::Plain]),
+                "{name:?} should be valid"
+            );
         }
     }
 
@@ -102,7 +110,10 @@ mod tests {
     #[test]
     fn at_sign_kinds() {
         assert!(is_valid("getty@.service", &[NameKind::Template]));
-        assert!(!is_valid("getty@.service", &[NameKind::Plain, NameKind::Instance]));
+        assert!(!is_valid(
+            "getty@.service",
+            &[NameKind::Plain, NameKind::Instance]
+        ));
         assert!(is_valid("getty@tty1.service", &[NameKind::Instance]));
         assert!(!is_valid("getty@tty1.service", &[NameKind::Plain]));
         assert!(is_valid_dependency("getty@tty1.service"));

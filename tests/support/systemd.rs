@@ -41,7 +41,8 @@ fn own_cgroup_v2() -> PathBuf {
         .lines()
         .find_map(|line| {
             let (left, right) = line.split_once(" - ")?;
-            (right.split_whitespace().next()? == "cgroup2").then(|| left.split_whitespace().nth(4))?
+            (right.split_whitespace().next()? == "cgroup2")
+                .then(|| left.split_whitespace().nth(4))?
         })
         .expect("a cgroup v2 hierarchy is mounted");
     let cgroups = std::fs::read_to_string("/proc/self/cgroup").expect("read /proc/self/cgroup");
@@ -82,7 +83,8 @@ impl Container {
         std::fs::create_dir(&cgroup)
             .unwrap_or_else(|err| panic!("cannot create cgroup {}: {err}", cgroup.display()));
 
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/systemd-container.sh");
+        let script =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/systemd-container.sh");
         let mut command = Command::new(script);
         command
             .arg(&state)
@@ -126,11 +128,18 @@ impl Container {
                 if let Some(mut pipe) = self.launcher.stderr.take() {
                     let _ = pipe.read_to_string(&mut stderr);
                 }
-                panic!("the container script exited with {status} before systemd started:\n{stderr}");
+                panic!(
+                    "the container script exited with {status} before systemd started:\n{stderr}"
+                );
             }
-            let children = std::fs::read_to_string(format!("/proc/{launcher}/task/{launcher}/children"))
-                .unwrap_or_default();
-            if let Some(pid) = children.split_whitespace().next().and_then(|p| p.parse::<u32>().ok()) {
+            let children =
+                std::fs::read_to_string(format!("/proc/{launcher}/task/{launcher}/children"))
+                    .unwrap_or_default();
+            if let Some(pid) = children
+                .split_whitespace()
+                .next()
+                .and_then(|p| p.parse::<u32>().ok())
+            {
                 // /proc/PID/exe of a process in another root shows no usable path, so the
                 // command line tells when the container script has become systemd.
                 let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
@@ -138,7 +147,10 @@ impl Container {
                     return pid;
                 }
             }
-            assert!(start.elapsed() < WAIT_LIMIT, "systemd did not start in the container");
+            assert!(
+                start.elapsed() < WAIT_LIMIT,
+                "systemd did not start in the container"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -148,7 +160,9 @@ impl Container {
     fn wait_booted(&self) {
         let start = Instant::now();
         loop {
-            let output = self.command(&["systemctl", "is-system-running", "--wait"]).output();
+            let output = self
+                .command(&["systemctl", "is-system-running", "--wait"])
+                .output();
             let state = output
                 .as_ref()
                 .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
@@ -187,7 +201,19 @@ impl Container {
     pub fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new("nsenter");
         command
-            .args(["-t", &self.pid.to_string(), "-m", "-p", "-n", "-u", "-i", "-C", "-r", "-w", "--"])
+            .args([
+                "-t",
+                &self.pid.to_string(),
+                "-m",
+                "-p",
+                "-n",
+                "-u",
+                "-i",
+                "-C",
+                "-r",
+                "-w",
+                "--",
+            ])
             .args(args)
             .stdin(Stdio::null());
         command
@@ -237,7 +263,14 @@ impl Container {
     /// Returns the journal of the container, for failure messages.
     pub fn journal(&self) -> String {
         let output = self
-            .command(&["journalctl", "--no-pager", "-n", "200", "-o", "short-monotonic"])
+            .command(&[
+                "journalctl",
+                "--no-pager",
+                "-n",
+                "200",
+                "-o",
+                "short-monotonic",
+            ])
             .output();
         output.map_or_else(
             |err| format!("journalctl failed: {err}"),
@@ -247,7 +280,9 @@ impl Container {
 
     /// Returns the value of one unit property, e.g. `MainPID` or `ActiveState`.
     pub fn property(&self, unit: &str, property: &str) -> String {
-        self.systemctl(&["show", "-P", property, unit]).trim().to_owned()
+        self.systemctl(&["show", "-P", property, unit])
+            .trim()
+            .to_owned()
     }
 
     /// Waits until a unit's `ActiveState` is `state`, as stop and restart jobs of dependent
