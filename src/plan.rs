@@ -311,3 +311,6 @@ fn plan_ruleset(
         None => {}
     }
 }
+
+#[cfg(test)]
+mod tests;
