@@ -92,7 +92,7 @@ pub struct Namespace {
 
 /// A sysctl value as written in TOML.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(untagged, expecting = "an integer, a string or a boolean")]
+#[serde(untagged, expecting = "invalid value: expected an integer, a string or a boolean")]
 pub enum SysctlValue {
     Bool(bool),
     Integer(i64),
@@ -144,7 +144,7 @@ pub enum JoinMode {
 
 /// A unit file value: one line or several lines of the same key.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(untagged, expecting = "a string or an array of strings")]
+#[serde(untagged, expecting = "invalid value: expected a string or an array of strings")]
 pub enum UnitValue {
     One(String),
     Many(Vec<String>),
