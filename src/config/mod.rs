@@ -92,7 +92,10 @@ pub struct Namespace {
 
 /// A sysctl value as written in TOML.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(untagged, expecting = "invalid value: expected an integer, a string or a boolean")]
+#[serde(
+    untagged,
+    expecting = "invalid value: expected an integer, a string or a boolean"
+)]
 pub enum SysctlValue {
     Bool(bool),
     Integer(i64),
@@ -144,7 +147,10 @@ pub enum JoinMode {
 
 /// A unit file value: one line or several lines of the same key.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(untagged, expecting = "invalid value: expected a string or an array of strings")]
+#[serde(
+    untagged,
+    expecting = "invalid value: expected a string or an array of strings"
+)]
 pub enum UnitValue {
     One(String),
     Many(Vec<String>),
@@ -269,7 +275,10 @@ pub struct LoadedConfig {
 /// name and the line; [`validate::validate`] checks the rest.
 pub fn load(path: &Path) -> Result<LoadedConfig, ConfigErrors> {
     let text = std::fs::read_to_string(path).map_err(|err| {
-        ConfigErrors::single(ConfigError::file(path, format!("cannot read config file: {err}")))
+        ConfigErrors::single(ConfigError::file(
+            path,
+            format!("cannot read config file: {err}"),
+        ))
     })?;
     parse(path, &text)
 }

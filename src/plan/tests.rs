@@ -52,7 +52,10 @@ fn converged(desired: &Desired) -> Observed {
         observed.namespaces.insert(
             name.clone(),
             ObservedNamespace {
-                file: Some(NetnsFile::Attached { dev: 4, ino: 4026532000 }),
+                file: Some(NetnsFile::Attached {
+                    dev: 4,
+                    ino: 4026532000,
+                }),
                 record: Some(record),
                 inside: Some(inside),
                 resolv_conf: Some(spec.resolv_conf.clone().into_bytes()),
@@ -64,11 +67,17 @@ fn converged(desired: &Desired) -> Observed {
 }
 
 fn namespace<'a>(observed: &'a mut Observed, name: &str) -> &'a mut ObservedNamespace {
-    observed.namespaces.get_mut(name).expect("namespace observed")
+    observed
+        .namespaces
+        .get_mut(name)
+        .expect("namespace observed")
 }
 
 fn inside<'a>(observed: &'a mut Observed, name: &str) -> &'a mut Inside {
-    namespace(observed, name).inside.as_mut().expect("inside observed")
+    namespace(observed, name)
+        .inside
+        .as_mut()
+        .expect("inside observed")
 }
 
 #[test]
@@ -102,10 +111,9 @@ fn converged_namespace_has_no_steps() {
 fn changed_sysctl_changes_only_that() {
     let desired = desired(CONTRACT);
     let mut observed = converged(&desired);
-    inside(&mut observed, "vpn").sysctls.insert(
-        "net.ipv4.ip_forward".into(),
-        SysctlState::Value("0".into()),
-    );
+    inside(&mut observed, "vpn")
+        .sysctls
+        .insert("net.ipv4.ip_forward".into(), SysctlState::Value("0".into()));
     let plan = plan(&desired, &observed);
     assert_eq!(
         plan.steps,
@@ -152,7 +160,11 @@ fn missing_and_read_only_sysctls_become_warnings() {
     sysctls.insert("net.ipv4.no_such_key".into(), SysctlState::Missing);
     let plan = plan(&desired, &observed);
     assert!(plan.steps.is_empty(), "{:?}", plan.steps);
-    let messages: Vec<&str> = plan.notes.iter().map(|note| note.message.as_str()).collect();
+    let messages: Vec<&str> = plan
+        .notes
+        .iter()
+        .map(|note| note.message.as_str())
+        .collect();
     assert_eq!(
         messages,
         [
@@ -330,10 +342,9 @@ fn stale_file_of_own_namespace_is_replaced() {
             namespace: "vpn".into()
         })
     );
-    assert!(plan
-        .steps
-        .iter()
-        .any(|step| matches!(step, Step::LoadRuleset { reason, .. } if reason == "not loaded yet")));
+    assert!(plan.steps.iter().any(
+        |step| matches!(step, Step::LoadRuleset { reason, .. } if reason == "not loaded yet")
+    ));
 }
 
 #[test]
@@ -355,10 +366,14 @@ fn unreadable_namespace_is_reported_not_changed() {
     let mut observed = converged(&desired);
     let seen = namespace(&mut observed, "vpn");
     seen.inside = None;
-    seen.errors.push("cannot enter namespace vpn: permission denied".into());
+    seen.errors
+        .push("cannot enter namespace vpn: permission denied".into());
     let plan = plan(&desired, &observed);
     assert!(plan.steps.is_empty());
-    assert_eq!(plan.notes[0].message, "cannot enter namespace vpn: permission denied");
+    assert_eq!(
+        plan.notes[0].message,
+        "cannot enter namespace vpn: permission denied"
+    );
 }
 
 #[test]

@@ -156,7 +156,9 @@ fn invalid_configs_name_key_and_rule() {
             mismatches.push(format!("{text}\nexpected {fragment:?} in {errors:#?}"));
         }
         if !errors.iter().all(|message| message.starts_with(FILE)) {
-            mismatches.push(format!("{text}\na message does not name the file: {errors:#?}"));
+            mismatches.push(format!(
+                "{text}\na message does not name the file: {errors:#?}"
+            ));
         }
     }
     assert!(mismatches.is_empty(), "{}", mismatches.join("\n\n"));
