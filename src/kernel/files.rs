@@ -121,7 +121,10 @@ pub fn replace(path: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
 pub fn replace_symlink(path: &Path, target: &Path) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("/"));
     let name = path.file_name().ok_or_else(|| {
-        io::Error::new(io::ErrorKind::InvalidInput, format!("{} has no file name", path.display()))
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} has no file name", path.display()),
+        )
     })?;
     let dir_fd = open_no_symlinks(dir, OFlag::O_PATH | OFlag::O_DIRECTORY, 0)
         .map_err(|err| with_path(err, "cannot open directory", dir))?;
