@@ -8,11 +8,25 @@ use std::process::{Command, Output};
 
 use support::{fs_type, netnsctl_bin, require_root, run, run_ok, sysctl_in, Env};
 
-const CONFIG: &str = r#"
-[namespaces.vpn]
-sysctl = { "net.ipv4.ip_forward" = 1 }
-dns = { nameservers = ["10.53.0.1"] }
-"#;
+/// Returns a config declaring namespace `name`. Each test uses its own name, because under
+/// `cargo test` the tests of this file share one sandbox.
+fn config(name: &str) -> String {
+    format!(
+        r#"
+[namespaces.{name}]
+sysctl = {{ "net.ipv4.ip_forward" = 1 }}
+dns = {{ nameservers = ["10.53.0.1"] }}
+"#
+    )
+}
+
+fn netns_path(name: &str) -> String {
+    format!("/run/netns/{name}")
+}
+
+fn record_path(name: &str) -> String {
+    format!("/run/netnsctl/namespaces/{name}.json")
+}
 
 /// Runs `netnsctl -c CONFIG attach NAME` in a new network namespace.
 fn attach_in_new_netns(env: &Env, name: &str) -> Output {
@@ -39,25 +53,54 @@ fn attach_registers_and_configures() {
     if !require_root("attach_registers_and_configures") {
         return;
     }
-    let env = Env::new(CONFIG);
-    let output = attach_in_new_netns(&env, "vpn");
+    let name = "att-new";
+    let env = Env::new(&config(name));
+    let output = attach_in_new_netns(&env, name);
     assert_eq!(output.status.code(), Some(0));
-    assert_eq!(fs_type(Path::new("/run/netns/vpn")), "nsfs");
-    assert_eq!(sysctl_in("vpn", "net.ipv4.ip_forward"), "1");
+    assert_eq!(fs_type(Path::new(&netns_path(name))), "nsfs");
+    assert_eq!(sysctl_in(name, "net.ipv4.ip_forward"), "1");
     let lo = run_ok(
         "ip",
-        &["netns", "exec", "vpn", "ip", "-o", "link", "show", "lo"],
+        &["netns", "exec", name, "ip", "-o", "link", "show", "lo"],
     );
     assert!(lo.contains(",UP"), "{lo}");
-    let resolv =
-        std::fs::read_to_string("/etc/netns/vpn/resolv.conf").expect("resolv.conf written");
+    let resolv = std::fs::read_to_string(format!("/etc/netns/{name}/resolv.conf"))
+        .expect("resolv.conf written");
     assert_eq!(resolv, "nameserver 10.53.0.1\n");
-    assert!(Path::new("/run/netnsctl/namespaces/vpn.json").exists());
+    assert!(Path::new(&record_path(name)).exists());
 
     // The namespace is netnsctl's: apply finds nothing to change, down removes it.
-    assert_eq!(env.ok(&["apply"]).trim(), "");
-    env.ok(&["down", "vpn"]);
-    assert!(!Path::new("/run/netns/vpn").exists());
+    assert_eq!(env.ok(&["apply", name]).trim(), "");
+    env.ok(&["down", name]);
+    assert!(!Path::new(&netns_path(name)).exists());
+}
+
+#[test]
+fn attach_again_keeps_registration() {
+    if !require_root("attach_again_keeps_registration") {
+        return;
+    }
+    let name = "att-again";
+    let env = Env::new(&config(name));
+    assert_eq!(attach_in_new_netns(&env, name).status.code(), Some(0));
+    let before = support::inode(Path::new(&netns_path(name)));
+    // Run inside the registered namespace, as a second ExecStart= run would be.
+    let output = run(
+        "ip",
+        &[
+            "netns",
+            "exec",
+            name,
+            netnsctl_bin().to_str().unwrap(),
+            "-c",
+            env.config.to_str().unwrap(),
+            "attach",
+            name,
+        ],
+    );
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(support::inode(Path::new(&netns_path(name))), before);
+    env.ok(&["down", name]);
 }
 
 #[test]
@@ -65,18 +108,20 @@ fn attach_rejects_foreign_namespace() {
     if !require_root("attach_rejects_foreign_namespace") {
         return;
     }
-    let env = Env::new(CONFIG);
-    run_ok("ip", &["netns", "add", "vpn"]);
-    let output = attach_in_new_netns(&env, "vpn");
+    let name = "att-foreign";
+    let env = Env::new(&config(name));
+    run_ok("ip", &["netns", "add", name]);
+    let output = attach_in_new_netns(&env, name);
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    run_ok("ip", &["netns", "delete", "vpn"]);
+    run_ok("ip", &["netns", "delete", name]);
     assert_eq!(output.status.code(), Some(1));
+    let expected = format!("{} exists and netnsctl did not create it", netns_path(name));
+    assert!(stderr.contains(&expected), "{stderr}");
     assert!(
-        stderr.contains("/run/netns/vpn exists and netnsctl did not create it"),
+        stderr.contains(&format!("ip netns delete {name}")),
         "{stderr}"
     );
-    assert!(stderr.contains("ip netns delete vpn"), "{stderr}");
-    assert!(!Path::new("/run/netnsctl/namespaces/vpn.json").exists());
+    assert!(!Path::new(&record_path(name)).exists());
 }
 
 #[test]
@@ -84,15 +129,17 @@ fn attach_failure_leaves_nothing() {
     if !require_root("attach_failure_leaves_nothing") {
         return;
     }
-    let env =
-        Env::new("[namespaces.vpn]\nsysctl = { \"net.ipv4.ip_forward\" = \"not-a-number\" }\n");
-    let output = attach_in_new_netns(&env, "vpn");
+    let name = "att-fail";
+    let env = Env::new(&format!(
+        "[namespaces.{name}]\nsysctl = {{ \"net.ipv4.ip_forward\" = \"not-a-number\" }}\n"
+    ));
+    let output = attach_in_new_netns(&env, name);
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("net.ipv4.ip_forward"), "{stderr}");
-    assert!(!Path::new("/run/netns/vpn").exists());
-    assert!(!Path::new("/run/netnsctl/namespaces/vpn.json").exists());
-    assert!(!Path::new("/etc/netns/vpn").exists());
+    assert!(!Path::new(&netns_path(name)).exists());
+    assert!(!Path::new(&record_path(name)).exists());
+    assert!(!Path::new(&format!("/etc/netns/{name}")).exists());
 }
 
 #[test]
@@ -100,10 +147,15 @@ fn attach_unknown_namespace_is_invalid() {
     if !require_root("attach_unknown_namespace_is_invalid") {
         return;
     }
-    let env = Env::new(CONFIG);
-    let output = env.run(&["attach", "other"]);
+    let env = Env::new(&config("att-known"));
+    let output = env.run(&["attach", "att-other"]);
     assert_eq!(output.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&output.stderr).contains("namespace \"other\" is not declared"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("namespace \"att-other\" is not declared"),
+        "{stderr}"
+    );
+    assert!(!Path::new(&netns_path("att-other")).exists());
 }
 
 #[test]
@@ -111,18 +163,19 @@ fn down_from_inside_namespace() {
     if !require_root("down_from_inside_namespace") {
         return;
     }
-    let env = Env::new(CONFIG);
-    assert_eq!(attach_in_new_netns(&env, "vpn").status.code(), Some(0));
+    let name = "att-down";
+    let env = Env::new(&config(name));
+    assert_eq!(attach_in_new_netns(&env, name).status.code(), Some(0));
     // ExecStop= runs down inside the namespace it removes; that process does not count.
     let output = run(
         "ip",
         &[
             "netns",
             "exec",
-            "vpn",
+            name,
             netnsctl_bin().to_str().unwrap(),
             "down",
-            "vpn",
+            name,
         ],
     );
     assert_eq!(
@@ -131,5 +184,5 @@ fn down_from_inside_namespace() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    assert!(!Path::new("/run/netns/vpn").exists());
+    assert!(!Path::new(&netns_path(name)).exists());
 }
