@@ -158,3 +158,44 @@ fn generator_without_config_writes_nothing() {
     assert_eq!(String::from_utf8_lossy(&output.stderr), "");
     assert!(tree(&normal).is_empty());
 }
+
+#[test]
+fn generate_removes_stale_units() {
+    let env = Env::new(CONFIG);
+    let out = env.path("units");
+    let out_arg = out.to_str().unwrap();
+    env.ok(&["generate", "systemd", "--output", out_arg]);
+    // Files netnsctl did not write stay, whatever their names.
+    std::fs::write(
+        out.join("netns-manual.service"),
+        "[Service]\nExecStart=/bin/true\n",
+    )
+    .unwrap();
+    std::fs::write(out.join("transmission.service.d/local.conf"), "[Service]\n").unwrap();
+    std::fs::write(
+        out.join("other.service"),
+        "[Service]\nExecStart=/bin/true\n",
+    )
+    .unwrap();
+
+    env.write_config("[namespaces.vpn]\n");
+    let printed = env.ok(&["generate", "systemd", "--output", out_arg]);
+    assert!(printed.contains("removed "), "{printed}");
+    let paths: Vec<String> = tree(&out).into_iter().map(|(path, _)| path).collect();
+    assert_eq!(
+        paths,
+        [
+            "multi-user.target.wants/netns-vpn.service",
+            "netns-manual.service",
+            "netns-vpn.service",
+            "other.service",
+            "transmission.service.d/local.conf",
+        ]
+    );
+    assert!(!out.join("web.socket.d").exists());
+
+    env.write_config("");
+    env.ok(&["generate", "systemd", "--output", out_arg]);
+    assert!(!out.join("multi-user.target.wants").exists());
+    assert!(!out.join("netns-vpn.service").exists());
+}

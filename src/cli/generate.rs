@@ -5,6 +5,7 @@
 //! the directory systemd passes. On a bad config it logs the errors, writes nothing and still
 //! exits with status 0, so boot goes on.
 
+use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -57,15 +58,22 @@ fn systemd_units(global: &GlobalArgs, output: Option<&Path>) -> u8 {
         print_units(&units);
         return EXIT_OK;
     };
-    match write_units(output, &units) {
-        Ok(()) => {
-            for unit in &units {
-                println!("{}", output.join(&unit.path).display());
+    if let Err(err) = write_units(output, &units) {
+        eprintln!("error: {err}");
+        return EXIT_FAILED;
+    }
+    for unit in &units {
+        println!("{}", output.join(&unit.path).display());
+    }
+    match remove_stale(output, &units) {
+        Ok(removed) => {
+            for path in removed {
+                println!("removed {}", path.display());
             }
             EXIT_OK
         }
         Err(err) => {
-            eprintln!("error: {err}");
+            eprintln!("error: cannot remove units of namespaces no longer in the config: {err}");
             EXIT_FAILED
         }
     }
@@ -117,6 +125,69 @@ fn write_units(dir: &Path, units: &[OutputFile]) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Removes what an earlier `generate systemd` wrote into `dir` and `units` no longer has: unit
+/// files named netns-*.service that start with netnsctl's mark, member drop-ins named
+/// netnsctl-netns.conf, and install symlinks netns-*.service -> ../netns-*.service. Other files
+/// stay. Returns the removed paths.
+fn remove_stale(dir: &Path, units: &[OutputFile]) -> std::io::Result<Vec<PathBuf>> {
+    let dir = &std::path::absolute(dir)?;
+    let wanted: BTreeSet<&Path> = units.iter().map(|unit| unit.path.as_path()).collect();
+    let mut stale = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let kind = entry.file_type()?;
+        if kind.is_file() && is_namespace_unit_name(&name) {
+            let text = files::read(&entry.path())?.unwrap_or_default();
+            if text.starts_with(systemd::GENERATED_MARK.as_bytes()) {
+                stale.push(PathBuf::from(&name));
+            }
+        } else if kind.is_dir() && name.ends_with(".d") {
+            let drop_in = Path::new(&name).join(systemd::DROP_IN_NAME);
+            if dir.join(&drop_in).is_file() {
+                stale.push(drop_in);
+            }
+        } else if kind.is_dir()
+            && systemd::install_dir_suffixes().any(|suffix| name.ends_with(&format!(".{suffix}")))
+        {
+            for link in std::fs::read_dir(entry.path())? {
+                let link = link?;
+                let link_name = link.file_name().to_string_lossy().into_owned();
+                let ours = link.file_type()?.is_symlink()
+                    && is_namespace_unit_name(&link_name)
+                    && std::fs::read_link(link.path())? == Path::new("..").join(&link_name);
+                if ours {
+                    stale.push(Path::new(&name).join(link_name));
+                }
+            }
+        }
+    }
+    stale.retain(|path| !wanted.contains(path.as_path()));
+    stale.sort();
+
+    for path in &stale {
+        let full = dir.join(path);
+        files::remove(&full, false)?;
+        let parent = full
+            .parent()
+            .expect("stale paths are below the unit directory");
+        if parent != dir {
+            // The drop-in or link directory goes too when nothing else is in it.
+            match files::remove(parent, true) {
+                Err(err) if err.kind() != std::io::ErrorKind::DirectoryNotEmpty => return Err(err),
+                _ => {}
+            }
+        }
+    }
+    Ok(stale.into_iter().map(|path| dir.join(path)).collect())
+}
+
+fn is_namespace_unit_name(name: &str) -> bool {
+    name.strip_prefix("netns-")
+        .and_then(|rest| rest.strip_suffix(".service"))
+        .is_some_and(crate::config::names::is_valid_namespace_name)
 }
 
 /// Returns true when the binary was started under the generator's name.
