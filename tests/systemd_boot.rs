@@ -130,6 +130,13 @@ fn check_generator_matches_generate(container: &Container) {
     let from_generator = netnsctl_files(read_tree(&container.path("/run/systemd/generator")));
     assert_eq!(generated.len(), 6, "{:?}", generated.keys());
     assert_eq!(from_generator, generated);
+
+    // systemd read the generator's .wants symlinks: the units start with multi-user.target.
+    let wants = container.property("multi-user.target", "Wants");
+    for ns in [LAB, WEB] {
+        let unit = format!("netns-{ns}.service");
+        assert!(wants.split_whitespace().any(|w| w == unit), "{unit} not in {wants}");
+    }
 }
 
 fn check_verify(container: &Container) {
