@@ -135,7 +135,10 @@ fn check_generator_matches_generate(container: &Container) {
     let wants = container.property("multi-user.target", "Wants");
     for ns in [LAB, WEB] {
         let unit = format!("netns-{ns}.service");
-        assert!(wants.split_whitespace().any(|w| w == unit), "{unit} not in {wants}");
+        assert!(
+            wants.split_whitespace().any(|w| w == unit),
+            "{unit} not in {wants}"
+        );
     }
 }
 

@@ -78,6 +78,7 @@ impl Container {
         }
         std::fs::create_dir_all(&setup_dir).expect("create setup dir");
 
+        remove_orphaned_cgroups();
         let number = CONTAINERS.fetch_add(1, Ordering::SeqCst);
         let cgroup = own_cgroup_v2().join(format!("netnsctl-test-{}-{number}", std::process::id()));
         std::fs::create_dir(&cgroup)
@@ -313,6 +314,26 @@ impl Drop for Container {
         let _ = self.launcher.kill();
         let _ = self.launcher.wait();
         remove_cgroup_tree(&self.cgroup);
+    }
+}
+
+/// Removes the cgroups of containers whose test process is gone. Drop removes a container's
+/// cgroup, but a test process killed with SIGKILL runs no Drop and leaves it empty behind.
+fn remove_orphaned_cgroups() {
+    let Ok(entries) = std::fs::read_dir(own_cgroup_v2()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix("netnsctl-test-")
+            .and_then(|rest| rest.split('-').next())
+        else {
+            continue;
+        };
+        if !Path::new("/proc").join(pid).exists() {
+            remove_cgroup_tree(&entry.path());
+        }
     }
 }
 
