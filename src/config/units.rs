@@ -81,18 +81,19 @@ pub fn check(loaded: &LoadedConfig) -> Vec<ConfigError> {
         for (section, entries) in &ns.service {
             for (setting, value) in entries {
                 let skey = format!("{key}.service.{}.{}", key_part(section), key_part(setting));
-                let shown = format!("{value:?}");
-                let fixed = |message: String| ConfigError::key(file, skey.clone(), &shown, message);
+                let value_text = format!("{value:?}");
+                let setting_error =
+                    |message: String| ConfigError::key(file, skey.clone(), &value_text, message);
                 if NETWORK_NAMESPACE_KEYS.contains(&(section.as_str(), setting.as_str())) {
-                    errors.push(fixed(format!(
+                    errors.push(setting_error(format!(
                         "{unit} runs in the namespace systemd creates for it (PrivateNetwork=yes); remove this setting"
                     )));
                 } else if section == "Service" && MOUNT_NAMESPACE_KEYS.contains(&setting.as_str()) {
-                    errors.push(fixed(format!(
+                    errors.push(setting_error(format!(
                         "{setting}= gives {unit} a mount namespace of its own, which hides /run/netns/{name} from the host; remove this setting"
                     )));
                 } else if section == "Service" && USER_KEYS.contains(&setting.as_str()) {
-                    errors.push(fixed(format!(
+                    errors.push(setting_error(format!(
                         "{unit} runs netnsctl, which needs root (CAP_SYS_ADMIN and CAP_NET_ADMIN); remove this setting"
                     )));
                 } else if section == "Install" && INSTALL_LINK_KEYS.contains(&setting.as_str()) {
@@ -102,7 +103,7 @@ pub fn check(loaded: &LoadedConfig) -> Vec<ConfigError> {
                         .flat_map(|line| line.split_whitespace())
                     {
                         if !unit_name::is_valid_dependency(word) {
-                            errors.push(fixed(format!(
+                            errors.push(setting_error(format!(
                                 "{word:?} is not a unit name: use names such as \"multi-user.target\""
                             )));
                         }

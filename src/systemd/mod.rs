@@ -33,7 +33,7 @@ const INSTALL_LINKS: [(&str, &str); 3] = [
     ("UpheldBy", "upholds"),
 ];
 
-/// Where the generated units find netnsctl and its config.
+/// Paths of netnsctl and its config, as the generated units run them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Options {
     /// Absolute path of the netnsctl binary that `ExecStart=` and `ExecStop=` run.
@@ -42,7 +42,7 @@ pub struct Options {
     pub config: PathBuf,
 }
 
-/// What a generated path holds.
+/// Content of a generated path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Content {
     File(String),
@@ -177,7 +177,7 @@ fn namespace_unit(name: &str, ns: &Namespace, options: &Options) -> UnitFile {
     unit
 }
 
-/// Returns the section of a member unit that holds its execution settings, or `None` for
+/// Returns the section of a member unit that contains its execution settings, or `None` for
 /// unit types that start no processes of their own.
 fn exec_section(member: &str) -> Option<&'static str> {
     if member.ends_with(".service") {

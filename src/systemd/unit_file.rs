@@ -95,8 +95,8 @@ impl fmt::Display for UnitFile {
     }
 }
 
-/// Quotes one word of an `ExecStart=` command line so systemd passes it through unchanged:
-/// `%` becomes `%%` (specifiers) and `$` becomes `$$` (environment variables); a word with
+/// Quotes one word of an `ExecStart=` command line so systemd passes it through unchanged.
+/// `%` becomes `%%` (specifiers) and `$` becomes `$$` (environment variables). A word with
 /// white space, quotes, backslashes or control characters is put in double quotes with C escapes.
 pub fn exec_word(word: &str) -> String {
     let expanded = word.replace('%', "%%").replace('$', "$$");

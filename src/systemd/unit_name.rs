@@ -3,7 +3,7 @@
 /// Maximum length of a unit name in bytes (systemd's `UNIT_NAME_MAX` of 256 counts the NUL).
 pub const MAX_UNIT_NAME: usize = 255;
 
-/// Unit type suffixes systemd knows.
+/// Unit type suffixes systemd accepts.
 pub const UNIT_TYPES: [&str; 11] = [
     "service",
     "socket",
@@ -18,7 +18,7 @@ pub const UNIT_TYPES: [&str; 11] = [
     "scope",
 ];
 
-/// Which kinds of names a check accepts.
+/// Kind of unit name a check accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NameKind {
     /// `foo.service`: no `@`.

@@ -1,8 +1,8 @@
 //! A throwaway container with systemd as PID 1, for tests of the generated units.
 //!
-//! tests/support/systemd-container.sh builds the container (see its header); this module starts
-//! it in a cgroup of its own, waits for boot, runs commands inside with `nsenter`, and kills it
-//! in `Drop`, so the container dies also when a test fails.
+//! tests/support/systemd-container.sh builds the container (see its header). This module starts
+//! it in a cgroup of its own, waits for boot and runs commands inside with `nsenter`. `Drop` kills
+//! it, so the container dies also when a test fails.
 
 use std::io::Read;
 use std::os::unix::process::CommandExt;
@@ -142,7 +142,7 @@ impl Container {
                 .and_then(|p| p.parse::<u32>().ok())
             {
                 // /proc/PID/exe of a process in another root shows no usable path, so the
-                // command line tells when the container script has become systemd.
+                // command line shows when the container script has become systemd.
                 let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
                 if cmdline.starts_with(SYSTEMD.as_bytes()) {
                     return pid;
@@ -156,8 +156,8 @@ impl Container {
         }
     }
 
-    /// Waits until systemd has finished booting: `systemctl is-system-running` says running or
-    /// degraded.
+    /// Waits until systemd has finished booting: `systemctl is-system-running` prints running
+    /// or degraded.
     fn wait_booted(&self) {
         let start = Instant::now();
         loop {
