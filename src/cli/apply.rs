@@ -1,5 +1,6 @@
 //! `apply` and `plan`.
 
+use super::terminal::{self, Colour};
 use super::{load_desired, report_config_errors, require_root, take_lock, GlobalArgs};
 use super::{EXIT_FAILED, EXIT_INVALID, EXIT_OK, JSON_VERSION};
 use crate::desired::Desired;
@@ -67,9 +68,20 @@ pub fn apply(global: &GlobalArgs, names: &[String]) -> u8 {
         return code;
     }
     print_notes(&plan);
-    let outcome = executor::apply(&desired, &plan);
-    for step in &outcome.applied {
-        println!("{step}");
+    let before = executor::steps_done();
+    let outcome = terminal::with_progress(
+        plan.steps.len(),
+        || executor::steps_done() - before,
+        || executor::apply(&desired, &plan),
+    );
+    if !global.quiet {
+        let colour = terminal::colour_enabled(&std::io::stdout());
+        for step in &outcome.applied {
+            println!(
+                "{}",
+                terminal::paint(&step.to_string(), Colour::Green, colour)
+            );
+        }
     }
     for failure in &outcome.failures {
         eprintln!("error: {failure}");
@@ -105,8 +117,12 @@ pub fn plan(global: &GlobalArgs, names: &[String], json: bool) -> u8 {
         if plan.steps.is_empty() {
             println!("nothing to change");
         }
+        let colour = terminal::colour_enabled(&std::io::stdout());
         for step in &plan.steps {
-            println!("{step}");
+            println!(
+                "{}",
+                terminal::paint(&step.to_string(), Colour::Yellow, colour)
+            );
         }
     }
     EXIT_OK

@@ -59,7 +59,7 @@ pub fn check(global: &GlobalArgs, json: bool) -> u8 {
         for note in &notes {
             eprintln!("note: {note}");
         }
-        if code == EXIT_OK {
+        if code == EXIT_OK && !global.quiet {
             println!("{}: valid", global.config.display());
         }
     }
