@@ -157,9 +157,18 @@ fn load_desired(
     names: &[String],
 ) -> Result<(LoadedConfig, Desired), ConfigErrors> {
     let loaded = config::load(&global.config)?;
-    config::validate::validate(&loaded)?;
-    let desired = desired::resolve(&loaded, names, &HostSources::default())?;
-    Ok((loaded, desired))
+    // Resolving only reads files (nftables_file, sysctl.d, the host ruleset), so it runs even
+    // on an invalid config and its errors are reported together with the validation errors.
+    let validated = config::validate::validate(&loaded);
+    let resolved = desired::resolve(&loaded, names, &HostSources::default());
+    match (validated, resolved) {
+        (Ok(()), Ok(desired)) => Ok((loaded, desired)),
+        (Err(mut errors), Err(more)) => {
+            errors.0.extend(more.0);
+            Err(errors)
+        }
+        (Err(errors), Ok(_)) | (Ok(()), Err(errors)) => Err(errors),
+    }
 }
 
 /// Fails unless running as root; namespaces, mounts and netlink changes need it.

@@ -111,7 +111,7 @@ pub fn parse_merged(files: &[(PathBuf, String)]) -> Result<LoadedConfig, ConfigE
     for (path, text) in files {
         match toml::from_str::<toml::Table>(text) {
             Ok(table) => tables.push((path, table)),
-            Err(err) => errors.push(ConfigError::syntax(path, text, &err)),
+            Err(err) => errors.push(ConfigError::syntax(path, text, None, &err)),
         }
     }
     if !errors.is_empty() {
@@ -127,40 +127,43 @@ pub fn parse_merged(files: &[(PathBuf, String)]) -> Result<LoadedConfig, ConfigE
         return Err(ConfigErrors(errors));
     }
 
-    match toml::Value::Table(merged).try_into::<Config>() {
+    match serde_path_to_error::deserialize::<_, Config>(toml::Value::Table(merged)) {
         Ok(config) => Ok(LoadedConfig {
             path: main.0.clone(),
             config,
             origins,
         }),
-        Err(merged_error) => Err(locate_type_error(files, &merged_error)),
+        Err(err) => {
+            let key = super::key_path(err.path());
+            Err(locate_type_error(files, &origins, key, err.inner()))
+        }
     }
 }
 
-/// Finds the file behind a type or unknown-key error of the merged config: each file alone
-/// gives the same message with a line number. A file that fails alone with another message,
-/// such as a WireGuard link whose `private_key_file` sits in another file, is not the cause.
-fn locate_type_error(files: &[(PathBuf, String)], merged_error: &toml::de::Error) -> ConfigErrors {
-    let wanted = merged_error.message().trim_end();
-    let mut errors = Vec::new();
-    for (path, text) in files {
-        if let Err(err) = toml::from_str::<Config>(text) {
-            if err.message().trim_end() == wanted {
-                errors.push(ConfigError::syntax(path, text, &err));
-            }
+/// Reports a type or unknown-key error of the merged config in the file that declared the key.
+/// That file parsed alone gives the same error with a line number, unless the error needs keys
+/// from several files.
+fn locate_type_error(
+    files: &[(PathBuf, String)],
+    origins: &Origins,
+    key: Option<String>,
+    error: &toml::de::Error,
+) -> ConfigErrors {
+    let file = key
+        .as_deref()
+        .and_then(|key| origins.files_of(key))
+        .and_then(<[PathBuf]>::last)
+        .unwrap_or(&files[0].0);
+    let (path, text) = files
+        .iter()
+        .find(|(path, _)| path == file)
+        .unwrap_or(&files[0]);
+    if let Err(alone) = super::parse(path, text) {
+        if alone.0.len() == 1 && alone.0[0].message.ends_with(error.message().trim_end()) {
+            return alone;
         }
     }
-    if errors.is_empty() {
-        let names: Vec<String> = files
-            .iter()
-            .map(|(path, _)| path.display().to_string())
-            .collect();
-        errors.push(ConfigError::file(
-            &files[0].0,
-            format!("{wanted} (in the merge of {})", names.join(", ")),
-        ));
-    }
-    ConfigErrors(errors)
+    ConfigErrors::single(ConfigError::syntax(path, text, key, error))
 }
 
 fn join_key(prefix: &str, key: &str) -> String {
