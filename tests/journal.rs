@@ -11,7 +11,6 @@ mod support;
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::UnixDatagram;
-use std::path::Path;
 use std::process::{Command, Stdio};
 
 use support::{netnsctl_bin, require_root, run_ok, Env};
@@ -88,10 +87,8 @@ fn logs_go_to_journal_with_fields() {
     if !require_root("logs_go_to_journal_with_fields") {
         return;
     }
-    if !Path::new("/run/systemd").is_dir() {
-        eprintln!("SKIP: logs_go_to_journal_with_fields needs /run/systemd to mount over");
-        return;
-    }
+    // The sandbox's /run is a private tmpfs, so this directory exists only inside the sandbox.
+    std::fs::create_dir_all("/run/systemd").expect("create /run/systemd");
     run_ok("mount", &["-t", "tmpfs", "netnsctl-test", "/run/systemd"]);
     std::fs::create_dir("/run/systemd/journal").expect("create journal directory");
     let socket = UnixDatagram::bind(JOURNAL_SOCKET).expect("bind journal socket");
