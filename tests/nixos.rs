@@ -222,7 +222,7 @@ fn schema_keys() -> BTreeSet<String> {
         "WireGuardPeer",
         "Bridge",
     ] {
-        let properties = schema["$defs"][definition]["properties"]
+        let properties = schema["definitions"][definition]["properties"]
             .as_object()
             .unwrap_or_else(|| panic!("schema has no definition {definition}"));
         keys.extend(properties.keys().cloned());
