@@ -18,7 +18,8 @@ fn install(destdir: &Path, prefix: Option<&str>) -> String {
         .env("BINARY", netnsctl_bin())
         .env_remove("PREFIX")
         .env_remove("SYSCONFDIR")
-        .env_remove("GENERATORDIR");
+        .env_remove("GENERATORDIR")
+        .env_remove("ZSHCOMPDIR");
     if let Some(prefix) = prefix {
         command.env("PREFIX", prefix);
     }
