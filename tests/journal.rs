@@ -1,7 +1,7 @@
 //! Logs go to the journal when stderr is the journal stream that systemd set up, with the
 //! namespace, step, key and reason as journal fields.
 //!
-//! The test stands in for journald: inside the sandbox's private mount namespace it mounts a
+//! The test acts as journald: inside the sandbox's private mount namespace it mounts a
 //! tmpfs on /run/systemd and binds a datagram socket at /run/systemd/journal/socket, where
 //! journald listens for the native protocol (systemd.journal-fields(7), "Native Journal
 //! Protocol" in the systemd documentation).

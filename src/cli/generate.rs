@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 
 use clap::{CommandFactory, Subcommand};
 
-use super::{Cli, EXIT_FAILED, EXIT_OK};
+use super::{Cli, GlobalArgs, EXIT_FAILED, EXIT_OK};
 
-/// What `netnsctl generate` writes.
+/// Files that `netnsctl generate` writes.
 #[derive(Debug, Subcommand)]
 pub enum Generate {
     /// Print a shell completion script to stdout.
@@ -27,8 +27,8 @@ pub enum Generate {
     Schema,
 }
 
-pub fn generate(what: &Generate) -> u8 {
-    let result = match what {
+pub fn generate(_global: &GlobalArgs, kind: &Generate) -> u8 {
+    let result = match kind {
         Generate::Completions { shell } => {
             print_completions(*shell);
             Ok(())

@@ -20,7 +20,7 @@ pub const LOG_FILTER_ENV: &str = "NETNSCTL_LOG";
 pub const SYSLOG_IDENTIFIER: &str = "netnsctl";
 
 /// Sets up logging at the level the flags select. Under systemd the journal receives info and
-/// above by default, so every applied change is recorded; on a terminal the default is warn.
+/// above by default, so every applied change is recorded. Elsewhere the default is warn.
 pub fn init(global: &GlobalArgs) {
     let journal = stderr_is_journal().then(|| {
         tracing_journald::layer().map(|layer| {
@@ -49,7 +49,7 @@ pub fn init(global: &GlobalArgs) {
                 .with_target(false);
             registry.with(stderr_layer).init();
             if let Some(Err(err)) = other {
-                tracing::warn!(%err, "cannot open the journal socket; logging to stderr");
+                tracing::warn!(%err, "cannot open the journal socket, so logs go to stderr");
             }
         }
     }
@@ -78,7 +78,7 @@ fn level_name(global: &GlobalArgs, journal: bool) -> &'static str {
     }
 }
 
-/// Whether stderr is the stream systemd connected to the journal: `JOURNAL_STREAM` holds the
+/// Whether stderr is the stream systemd connected to the journal: `JOURNAL_STREAM` contains the
 /// `DEVICE:INODE` of that stream (systemd.exec(5)), and stderr must still be it, because a
 /// child whose stderr was redirected inherits the variable too.
 fn stderr_is_journal() -> bool {

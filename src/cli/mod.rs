@@ -117,7 +117,7 @@ pub enum Command {
     /// Write files derived from netnsctl itself: shell completions, man pages, the config schema.
     Generate {
         #[command(subcommand)]
-        what: generate::Generate,
+        kind: generate::Generate,
     },
 }
 
@@ -138,7 +138,7 @@ pub fn run(cli: Cli) -> ExitCode {
             command,
         } => exec::exec(name, user.as_deref(), command),
         Command::Check { json } => check::check(&cli.global, *json),
-        Command::Generate { what } => generate::generate(what),
+        Command::Generate { kind } => generate::generate(&cli.global, kind),
     };
     ExitCode::from(code)
 }

@@ -8,7 +8,7 @@ use std::io::{IsTerminal, Write};
 use std::sync::mpsc;
 use std::time::Duration;
 
-/// Whether `stream` gets colour: it is a terminal and the environment allows colour.
+/// Checks whether `stream` gets colour: it is a terminal and the environment allows colour.
 pub fn colour_enabled(stream: &impl IsTerminal) -> bool {
     let no_color = std::env::var_os("NO_COLOR").is_some_and(|value| !value.is_empty());
     let dumb = std::env::var_os("TERM").is_some_and(|term| term == "dumb");
@@ -23,7 +23,8 @@ pub enum Colour {
     Red,
 }
 
-/// Wraps `text` in the SGR sequences of `colour` when `enabled`; returns it unchanged otherwise.
+/// Wraps `text` in the SGR sequences of `colour` when `enabled`, and returns it unchanged
+/// otherwise.
 pub fn paint(text: &str, colour: Colour, enabled: bool) -> String {
     if !enabled {
         return text.to_owned();
