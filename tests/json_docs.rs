@@ -41,7 +41,7 @@ fn assert_documented(what: &str, value: &serde_json::Value) {
     }
 }
 
-/// One step of every kind.
+/// Builds one step of every kind.
 fn every_step() -> Vec<Step> {
     let namespace = "a".to_owned();
     let steps = vec![
