@@ -3,17 +3,17 @@
 use super::terminal::{self, Colour};
 use super::{load_desired, report_config_errors, require_root, take_lock, GlobalArgs};
 use super::{EXIT_FAILED, EXIT_INVALID, EXIT_OK, JSON_VERSION};
-use crate::desired::Desired;
+use crate::desired::{Desired, Ruleset};
 use crate::plan::{Level, Plan, Step};
 use crate::{apply as executor, observe, plan as planner};
 
 /// Observes and plans; prints plan notes as warnings.
-fn compute_plan(desired: &Desired) -> Plan {
+pub(super) fn compute_plan(desired: &Desired) -> Plan {
     let observed = observe::observe(desired);
     planner::plan(desired, &observed)
 }
 
-fn print_notes(plan: &Plan) {
+pub(super) fn print_notes(plan: &Plan) {
     for note in &plan.notes {
         match note.level {
             Level::Warning => {
@@ -36,7 +36,13 @@ fn check_planned_rulesets(desired: &Desired, plan: &Plan) -> Result<(), u8> {
             _ => None,
         })
         .collect();
-    match executor::check_rulesets(&rulesets) {
+    check_rulesets(&rulesets)
+}
+
+/// Checks rulesets with `nft --check` and prints what nft rejects. Returns an exit status on
+/// failure.
+pub(super) fn check_rulesets(rulesets: &[&Ruleset]) -> Result<(), u8> {
+    match executor::check_rulesets(rulesets) {
         Ok(errors) if errors.is_empty() => Ok(()),
         Ok(errors) => {
             for error in errors {
@@ -49,6 +55,32 @@ fn check_planned_rulesets(desired: &Desired, plan: &Plan) -> Result<(), u8> {
             Err(EXIT_FAILED)
         }
     }
+}
+
+/// Carries out a plan and prints each change made and each failure. Returns whether every step
+/// succeeded.
+/// Applies the plan with a progress line on terminals, prints the applied steps unless
+/// `quiet`, and prints failures. Returns whether every step succeeded.
+pub(super) fn execute(desired: &Desired, plan: &Plan, quiet: bool) -> bool {
+    let before = executor::steps_done();
+    let outcome = terminal::with_progress(
+        plan.steps.len(),
+        || executor::steps_done() - before,
+        || executor::apply(desired, plan),
+    );
+    if !quiet {
+        let colour = terminal::colour_enabled(&std::io::stdout());
+        for step in &outcome.applied {
+            println!(
+                "{}",
+                terminal::paint(&step.to_string(), Colour::Green, colour)
+            );
+        }
+    }
+    for failure in &outcome.failures {
+        eprintln!("error: {failure}");
+    }
+    outcome.failures.is_empty()
 }
 
 pub fn apply(global: &GlobalArgs, names: &[String]) -> u8 {
@@ -68,25 +100,7 @@ pub fn apply(global: &GlobalArgs, names: &[String]) -> u8 {
         return code;
     }
     print_notes(&plan);
-    let before = executor::steps_done();
-    let outcome = terminal::with_progress(
-        plan.steps.len(),
-        || executor::steps_done() - before,
-        || executor::apply(&desired, &plan),
-    );
-    if !global.quiet {
-        let colour = terminal::colour_enabled(&std::io::stdout());
-        for step in &outcome.applied {
-            println!(
-                "{}",
-                terminal::paint(&step.to_string(), Colour::Green, colour)
-            );
-        }
-    }
-    for failure in &outcome.failures {
-        eprintln!("error: {failure}");
-    }
-    if outcome.failures.is_empty() {
+    if execute(&desired, &plan, global.quiet) {
         EXIT_OK
     } else {
         EXIT_FAILED

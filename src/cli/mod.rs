@@ -1,10 +1,11 @@
 //! Command-line interface: argument definitions and one function per subcommand.
 
 mod apply;
+mod attach;
 mod check;
 mod down;
 mod exec;
-mod generate;
+pub mod generate;
 mod logging;
 mod status;
 mod terminal;
@@ -108,16 +109,24 @@ pub enum Command {
         #[arg(last = true, required = true, value_name = "CMD")]
         command: Vec<String>,
     },
+    /// Register the network namespace netnsctl runs in as NAME and apply NAME's config to it.
+    ///
+    /// The ExecStart= of netns-NAME.service, which runs in a namespace systemd creates
+    /// (PrivateNetwork=yes). Like `ip netns attach NAME $$`, then `netnsctl apply NAME`.
+    Attach {
+        /// Namespace to register.
+        name: String,
+    },
+    /// Write derived files: systemd units, shell completions, man pages, the config schema.
+    Generate {
+        #[command(subcommand)]
+        kind: generate::Generate,
+    },
     /// Validate the config, rulesets included, without changing anything.
     Check {
         /// Print a JSON object: {"version": 1, "valid": bool, "errors": [...]}.
         #[arg(long)]
         json: bool,
-    },
-    /// Write files derived from netnsctl itself: shell completions, man pages, the config schema.
-    Generate {
-        #[command(subcommand)]
-        kind: generate::Generate,
     },
 }
 
@@ -137,8 +146,9 @@ pub fn run(cli: Cli) -> ExitCode {
             user,
             command,
         } => exec::exec(name, user.as_deref(), command),
-        Command::Check { json } => check::check(&cli.global, *json),
+        Command::Attach { name } => attach::attach(&cli.global, name),
         Command::Generate { kind } => generate::generate(&cli.global, kind),
+        Command::Check { json } => check::check(&cli.global, *json),
     };
     ExitCode::from(code)
 }

@@ -7,6 +7,7 @@ pub mod dropin;
 pub mod names;
 pub mod schema;
 pub mod sysctld;
+pub mod units;
 pub mod validate;
 
 use std::collections::BTreeMap;

@@ -240,6 +240,8 @@ pub fn validate(loaded: &LoadedConfig) -> Result<(), ConfigErrors> {
         }
     }
 
+    checker.errors.extend(super::units::check(loaded));
+
     if checker.errors.is_empty() {
         Ok(())
     } else {
