@@ -372,7 +372,11 @@ in
   };
 
   config = mkIf cfg.enable {
-    environment.systemPackages = [ cfg.package ];
+    # netnsctl runs nft for rulesets and finds it on PATH.
+    environment.systemPackages = [
+      cfg.package
+      pkgs.nftables
+    ];
 
     environment.etc."netnsctl/netnsctl.toml".source = configFile;
 
@@ -380,30 +384,43 @@ in
     # netns-NAME.service and the member drop-ins into /run/systemd/generator.
     systemd.generators.netnsctl-generator = "${cfg.package}/bin/netnsctl";
 
-    # The generator output changes only at daemon-reload, and restarting netns-NAME.service
-    # would give its members a new namespace. This unit applies a changed config in place to
-    # the namespaces that are up, whenever the config file changes on a switch.
-    systemd.services.netnsctl-reapply = {
-      description = "Apply the netnsctl config to running namespaces";
-      wantedBy = [ "multi-user.target" ];
-      after = map (name: "netns-${name}.service") namespaceNames;
-      restartTriggers = [ configFile ];
-      serviceConfig = {
-        Type = "oneshot";
-        RemainAfterExit = true;
-      };
-      path = [ cfg.package ];
-      script = ''
-        running=()
-        for name in ${lib.escapeShellArgs namespaceNames}; do
-          if [ -e "/run/netns/$name" ]; then
-            running+=("$name")
+    # Drop-ins for the generated units: nft on PATH for `netnsctl attach`. A full unit here
+    # would replace the generated one, which asDropin avoids. A restart would give the members
+    # a new namespace, so a changed drop-in does not restart the unit.
+    systemd.services = lib.genAttrs (map (name: "netns-${name}") namespaceNames) (_: {
+      overrideStrategy = "asDropin";
+      path = [ pkgs.nftables ];
+      restartIfChanged = false;
+    }) // {
+
+      # The generator output changes only at daemon-reload, and restarting netns-NAME.service
+      # would give its members a new namespace. This unit applies a changed config in place to
+      # the namespaces that are up, whenever the config file changes on a switch.
+      netnsctl-reapply = {
+        description = "Apply the netnsctl config to running namespaces";
+        wantedBy = [ "multi-user.target" ];
+        after = map (name: "netns-${name}.service") namespaceNames;
+        restartTriggers = [ configFile ];
+        serviceConfig = {
+          Type = "oneshot";
+          RemainAfterExit = true;
+        };
+        path = [
+          cfg.package
+          pkgs.nftables
+        ];
+        script = ''
+          running=()
+          for name in ${lib.escapeShellArgs namespaceNames}; do
+            if [ -e "/run/netns/$name" ]; then
+              running+=("$name")
+            fi
+          done
+          if [ "''${#running[@]}" -gt 0 ]; then
+            exec netnsctl apply -- "''${running[@]}"
           fi
-        done
-        if [ "''${#running[@]}" -gt 0 ]; then
-          exec netnsctl apply -- "''${running[@]}"
-        fi
-      '';
+        '';
+      };
     };
   };
 }

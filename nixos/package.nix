@@ -7,8 +7,6 @@
   lib,
   rustPlatform,
   installShellFiles,
-  makeWrapper,
-  nftables,
 }:
 
 rustPlatform.buildRustPackage {
@@ -18,10 +16,7 @@ rustPlatform.buildRustPackage {
   src = lib.cleanSource ../.;
   cargoLock.lockFile = ../Cargo.lock;
 
-  nativeBuildInputs = [
-    installShellFiles
-    makeWrapper
-  ];
+  nativeBuildInputs = [ installShellFiles ];
 
   doCheck = false;
 
@@ -38,11 +33,9 @@ rustPlatform.buildRustPackage {
     ln -s $out/bin/netnsctl $out/lib/systemd/system-generators/netnsctl-generator
   '';
 
-  # netnsctl runs nft from NETNSCTL_NFT; units started by systemd have no nft on PATH on NixOS.
-  # The wrapper keeps argv[0], so the generator link still selects generator mode.
-  postFixup = ''
-    wrapProgram $out/bin/netnsctl --set-default NETNSCTL_NFT ${lib.getExe nftables}
-  '';
+  # No wrapper script: `generate systemd` writes the path of the running binary into the
+  # units, and a wrapper's unwrapped binary would not get the wrapper's environment. nft is
+  # found on PATH, which the NixOS module sets for the units.
 
   meta = {
     description = "Declarative manager for named Linux network namespaces";
