@@ -131,6 +131,17 @@ fn logs_go_to_journal_with_fields() {
     assert_eq!(skipped["REASON"], "does not exist in this namespace");
     assert_eq!(skipped["NAMESPACE"], "eco-journal");
 
+    // With the namespace in place, the plan skips the sysctl, and apply logs the same event.
+    let (entries, stderr) = apply_with_journal(&env, &socket, |dev, ino| format!("{dev}:{ino}"));
+    assert_eq!(stderr, "", "logs went to stderr instead of the journal");
+    let skipped = entries
+        .iter()
+        .find(|entry| entry.get("MESSAGE").map(String::as_str) == Some("sysctl skipped"))
+        .unwrap_or_else(|| panic!("no 'sysctl skipped' entry on the second apply in {entries:#?}"));
+    assert_eq!(skipped["PRIORITY"], "4");
+    assert_eq!(skipped["KEY"], "net.eco.missing");
+    assert_eq!(skipped["REASON"], "does not exist in this namespace");
+
     // A JOURNAL_STREAM inherited by a process whose stderr is elsewhere does not count.
     env.ok(&["down", "eco-journal"]);
     let (entries, stderr) =

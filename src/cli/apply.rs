@@ -15,6 +15,16 @@ pub(super) fn compute_plan(desired: &Desired) -> Plan {
 
 pub(super) fn print_notes(plan: &Plan) {
     for note in &plan.notes {
+        // The same event as a sysctl skipped during apply, with the key and reason as fields.
+        if let Some(skipped) = &note.skipped_sysctl {
+            tracing::warn!(
+                namespace = note.namespace.as_str(),
+                key = skipped.key.as_str(),
+                reason = skipped.reason.as_str(),
+                "sysctl skipped"
+            );
+            continue;
+        }
         match note.level {
             Level::Warning => {
                 tracing::warn!(namespace = note.namespace.as_str(), "{}", note.message)

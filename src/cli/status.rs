@@ -89,6 +89,7 @@ pub fn status(global: &GlobalArgs, names: &[String], json: bool) -> u8 {
                     namespace: name.clone(),
                     level: plan::Level::Warning,
                     message: format!("created by netnsctl but no longer declared; remove it with `netnsctl down {name}`"),
+                    skipped_sysctl: None,
                 }],
                 processes: count,
             });
