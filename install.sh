@@ -53,7 +53,10 @@ ln -sf "$BINDIR/netnsctl" "$DESTDIR$GENERATORDIR/netnsctl-generator"
 if [ -e "$DESTDIR$SYSCONFDIR/netnsctl/netnsctl.toml" ]; then
     echo "install.sh: keeping existing $DESTDIR$SYSCONFDIR/netnsctl/netnsctl.toml"
 else
-    install -m 0644 packaging/netnsctl.toml "$DESTDIR$SYSCONFDIR/netnsctl/netnsctl.toml"
+    sed -e "s|@SCHEMA@|$DATADIR/netnsctl/netnsctl.schema.json|" \
+        -e "s|@EXAMPLE@|$DATADIR/doc/netnsctl/examples/netnsctl.toml|" \
+        packaging/netnsctl.toml >"$DESTDIR$SYSCONFDIR/netnsctl/netnsctl.toml"
+    chmod 0644 "$DESTDIR$SYSCONFDIR/netnsctl/netnsctl.toml"
 fi
 
 "$BINARY" generate completions bash >"$DESTDIR$DATADIR/bash-completion/completions/netnsctl"

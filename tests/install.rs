@@ -58,7 +58,14 @@ fn install_places_every_file() {
     let target = std::fs::read_link(&generator).expect("generator is a symlink");
     assert_eq!(target, PathBuf::from("/usr/bin/netnsctl"));
 
-    assert_file(&root.join("etc/netnsctl/netnsctl.toml"));
+    let config = root.join("etc/netnsctl/netnsctl.toml");
+    assert_file(&config);
+    let text = std::fs::read_to_string(&config).expect("read config");
+    assert!(
+        text.starts_with("#:schema /usr/share/netnsctl/netnsctl.schema.json\n"),
+        "config does not start with the schema directive:\n{text}"
+    );
+    assert!(!text.contains('@'), "placeholder left in config:\n{text}");
     assert!(root.join("etc/netnsctl/conf.d").is_dir(), "conf.d missing");
     assert_file(&root.join("usr/share/bash-completion/completions/netnsctl"));
     assert_file(&root.join("usr/share/zsh/site-functions/_netnsctl"));
@@ -103,6 +110,12 @@ fn install_honours_prefix() {
         PathBuf::from("/usr/local/bin/netnsctl")
     );
     assert_file(&root.join("usr/local/share/man/man1/netnsctl.1"));
+    let config =
+        std::fs::read_to_string(root.join("etc/netnsctl/netnsctl.toml")).expect("read config");
+    assert!(
+        config.starts_with("#:schema /usr/local/share/netnsctl/netnsctl.schema.json\n"),
+        "{config}"
+    );
     // The config directory does not follow PREFIX.
     assert_file(&root.join("etc/netnsctl/netnsctl.toml"));
     assert!(!root.join("usr/bin").exists(), "files outside PREFIX");
@@ -128,4 +141,19 @@ fn installed_configs_pass_check() {
             String::from_utf8_lossy(&output.stderr)
         );
     }
+}
+
+#[test]
+fn install_script_is_valid_sh() {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("install.sh");
+    let output = Command::new("sh")
+        .arg("-n")
+        .arg(&script)
+        .output()
+        .expect("run sh -n");
+    assert!(
+        output.status.success(),
+        "sh -n rejects install.sh: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }

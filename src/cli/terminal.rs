@@ -61,32 +61,37 @@ pub fn with_progress<T: Send>(
     let (finished, wait) = mpsc::channel::<()>();
     std::thread::scope(|scope| {
         let done = &done;
-        scope.spawn(move || draw_progress(total, done, &wait));
+        scope.spawn(move || {
+            let timing = (PROGRESS_DELAY, PROGRESS_INTERVAL);
+            draw_progress(total, done, &wait, timing, &mut std::io::stderr());
+        });
         let result = work();
         drop(finished);
         result
     })
 }
 
-fn draw_progress(total: usize, done: &dyn Fn() -> usize, wait: &mpsc::Receiver<()>) {
-    let mut timeout = PROGRESS_DELAY;
+/// Redraws the progress line on `out` until the sender of `wait` is dropped, first after
+/// `timing.0`, then every `timing.1`, and erases it at the end if it was drawn.
+fn draw_progress(
+    total: usize,
+    done: &dyn Fn() -> usize,
+    wait: &mpsc::Receiver<()>,
+    timing: (Duration, Duration),
+    out: &mut dyn Write,
+) {
+    let (mut timeout, interval) = timing;
     let mut drawn = false;
     // The sender is dropped, never used, so recv_timeout returns Err(Disconnected) at the end.
     while let Err(mpsc::RecvTimeoutError::Timeout) = wait.recv_timeout(timeout) {
-        let mut stderr = std::io::stderr().lock();
-        let _ = write!(
-            stderr,
-            "\r\x1b[K{}",
-            progress_text(done().min(total), total)
-        );
-        let _ = stderr.flush();
+        let _ = write!(out, "\r\x1b[K{}", progress_text(done().min(total), total));
+        let _ = out.flush();
         drawn = true;
-        timeout = PROGRESS_INTERVAL;
+        timeout = interval;
     }
     if drawn {
-        let mut stderr = std::io::stderr().lock();
-        let _ = write!(stderr, "\r\x1b[K");
-        let _ = stderr.flush();
+        let _ = write!(out, "\r\x1b[K");
+        let _ = out.flush();
     }
 }
 
@@ -110,6 +115,35 @@ mod tests {
     #[test]
     fn progress_text_counts() {
         assert_eq!(progress_text(3, 12), "applying: 3/12 steps");
+    }
+
+    #[test]
+    fn progress_line_redrawn_then_erased() {
+        let (finished, wait) = mpsc::channel::<()>();
+        // done() drops the sender on its third call, which ends the loop without any timing.
+        let calls = std::cell::Cell::new(0);
+        let finished = std::cell::RefCell::new(Some(finished));
+        let done = || {
+            calls.set(calls.get() + 1);
+            if calls.get() == 3 {
+                finished.borrow_mut().take();
+            }
+            calls.get()
+        };
+        let mut out = Vec::new();
+        draw_progress(5, &done, &wait, (Duration::ZERO, Duration::ZERO), &mut out);
+        let text = String::from_utf8(out).expect("UTF-8");
+        let expected = "\r\x1b[Kapplying: 1/5 steps\r\x1b[Kapplying: 2/5 steps\r\x1b[Kapplying: 3/5 steps\r\x1b[K";
+        assert_eq!(text, expected);
+    }
+
+    #[test]
+    fn progress_line_absent_when_work_ends_first() {
+        let (finished, wait) = mpsc::channel::<()>();
+        drop(finished);
+        let mut out = Vec::new();
+        draw_progress(5, &|| 0, &wait, (Duration::ZERO, Duration::ZERO), &mut out);
+        assert!(out.is_empty(), "{:?}", String::from_utf8_lossy(&out));
     }
 
     #[test]
