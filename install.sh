@@ -55,6 +55,7 @@ if [ -e "$DESTDIR$SYSCONFDIR/netnsctl/netnsctl.toml" ]; then
 else
     sed -e "s|@SCHEMA@|$DATADIR/netnsctl/netnsctl.schema.json|" \
         -e "s|@EXAMPLE@|$DATADIR/doc/netnsctl/examples/netnsctl.toml|" \
+        -e "s|@CONFDIR@|$SYSCONFDIR/netnsctl/conf.d|" \
         packaging/netnsctl.toml >"$DESTDIR$SYSCONFDIR/netnsctl/netnsctl.toml"
     chmod 0644 "$DESTDIR$SYSCONFDIR/netnsctl/netnsctl.toml"
 fi
