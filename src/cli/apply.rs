@@ -69,8 +69,9 @@ pub(super) fn check_rulesets(rulesets: &[&Ruleset]) -> Result<(), u8> {
 
 /// Carries out a plan and prints each change made and each failure. Returns whether every step
 /// succeeded.
-/// Applies the plan with a progress line on terminals, prints the applied steps unless
-/// `quiet`, and prints failures. Returns whether every step succeeded.
+/// Applies the plan with a progress line on terminals, prints the applied steps unless `quiet`
+/// or the journal already has them as log entries, and prints failures. Returns whether every
+/// step succeeded.
 pub(super) fn execute(desired: &Desired, plan: &Plan, quiet: bool) -> bool {
     let before = executor::steps_done();
     let outcome = terminal::with_progress(
@@ -78,7 +79,7 @@ pub(super) fn execute(desired: &Desired, plan: &Plan, quiet: bool) -> bool {
         || executor::steps_done() - before,
         || executor::apply(desired, plan),
     );
-    if !quiet {
+    if !quiet && !super::logging::logging_to_journal() {
         let colour = terminal::colour_enabled(&std::io::stdout());
         for step in &outcome.applied {
             println!(

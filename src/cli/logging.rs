@@ -6,6 +6,8 @@
 
 use std::os::fd::AsFd;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
@@ -18,6 +20,13 @@ pub const LOG_FILTER_ENV: &str = "NETNSCTL_LOG";
 
 /// Identifier of netnsctl's journal entries (`journalctl -t netnsctl`).
 pub const SYSLOG_IDENTIFIER: &str = "netnsctl";
+
+static LOGGING_TO_JOURNAL: AtomicBool = AtomicBool::new(false);
+
+/// Whether [`init`] sent the logs to the journal.
+pub fn logging_to_journal() -> bool {
+    LOGGING_TO_JOURNAL.load(Ordering::Relaxed)
+}
 
 /// Sets up logging at the level the flags select. Under systemd the journal receives info and
 /// above by default, so every applied change is recorded. Elsewhere the default is warn.
@@ -40,7 +49,10 @@ pub fn init(global: &GlobalArgs) {
     });
     let registry = tracing_subscriber::registry().with(filter);
     match journal {
-        Some(Ok(layer)) => registry.with(layer).init(),
+        Some(Ok(layer)) => {
+            registry.with(layer).init();
+            LOGGING_TO_JOURNAL.store(true, Ordering::Relaxed);
+        }
         other => {
             let stderr_layer = tracing_subscriber::fmt::layer()
                 .with_writer(std::io::stderr)
