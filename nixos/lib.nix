@@ -43,11 +43,12 @@ let
   isDefault = value: value == null || value == false || value == [ ] || value == { };
 
   # Removes default values recursively. Sysctl values are data, not options: `false` there
-  # means "write 0" and stays, and only null ("unset") is removed.
+  # means "write 0" and stays, and only null ("unset") is removed. `_module` is the module
+  # system's own attribute in submodule values, not config.
   prune =
     value:
     if isAttrs value then
-      filterAttrs (_: v: !(isDefault v)) (
+      filterAttrs (name: v: name != "_module" && !(isDefault v)) (
         mapAttrs (
           name: v: if name == "sysctl" && isAttrs v then filterAttrs (_: x: x != null) v else prune v
         ) value

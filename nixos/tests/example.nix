@@ -10,6 +10,8 @@ let
     masquerade = false;
   };
   namespaceDefaults = {
+    # The module system's own attribute, with a function that has no TOML form.
+    _module.args.name = _: null;
     adopt = false;
     sysctl = { };
     inherit_host_sysctl = false;
