@@ -133,7 +133,7 @@ pub struct Note {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SkippedSysctl {
     pub key: String,
-    /// Why it is skipped, such as "does not exist in this namespace".
+    /// Reason for the skip, such as "does not exist in this namespace".
     pub reason: String,
 }
 
