@@ -26,8 +26,8 @@ pub fn down(names: &[String], force: bool) -> Teardown {
     let mut result = Teardown::default();
     let mut processes: Option<HashMap<(u64, u64), Vec<Process>>> = None;
     for name in names {
-        match state::read_record(name) {
-            Ok(Some(_)) => {}
+        let record = match state::read_record(name) {
+            Ok(Some(record)) => record,
             Ok(None) => {
                 result.failures.push(format!(
                     "{name}: not created by netnsctl (no record in {}); left alone",
@@ -39,9 +39,23 @@ pub fn down(names: &[String], force: bool) -> Teardown {
                 result.failures.push(format!("{name}: {err}"));
                 continue;
             }
-        }
+        };
         let path = netns::netns_path(name);
-        match netns::inspect(&path) {
+        let file = netns::inspect(&path);
+        if let Some(reason) = release_reason(&record, file.as_ref().ok()) {
+            // Netnsctl forgets the namespace but leaves it, and its files, where they are.
+            if let Err(err) = state::remove_record(name) {
+                result
+                    .failures
+                    .push(format!("{name}: cannot remove state record: {err}"));
+                continue;
+            }
+            result
+                .warnings
+                .push(format!("{name}: {reason}; released, left in place"));
+            continue;
+        }
+        match file {
             Ok(NetnsFile::Attached { dev, ino }) => {
                 let own_pid = std::process::id();
                 let inside: Vec<Process> = processes
@@ -99,6 +113,24 @@ pub fn down(names: &[String], force: bool) -> Teardown {
 
 /// Removes /etc/netns/NAME/resolv.conf and the directory when nothing else is in it. Files other
 /// tools put there are kept, and so is the directory then.
+/// Returns why `down` must not delete a recorded namespace: netnsctl adopted it rather than
+/// created it, or the namespace registered under the name now is not the one it recorded.
+fn release_reason(record: &state::Record, file: Option<&NetnsFile>) -> Option<&'static str> {
+    if record.adopted {
+        return Some("adopted, not created by netnsctl");
+    }
+    let Some(&NetnsFile::Attached { dev, ino }) = file else {
+        return None;
+    };
+    if record.netns_inode.is_some_and(|recorded| recorded != ino) {
+        return Some("registered again outside netnsctl since netnsctl created it");
+    }
+    if record.netns_inode != Some(ino) && netns::host_namespaces().contains(&(dev, ino)) {
+        return Some("the host's network namespace or the one netnsctl runs in");
+    }
+    None
+}
+
 fn remove_etc_files(name: &str) -> std::io::Result<()> {
     let dir = netns::etc_dir(name);
     files::remove(&dir.join("resolv.conf"), false)?;
