@@ -88,3 +88,24 @@ fn apply_sets_sysctls_from_dropin() {
     assert_eq!(sysctl_in("eco-drop", "net.ipv4.ping_group_range"), "0\t0");
     env.ok(&["down", "eco-drop"]);
 }
+
+#[test]
+fn unit_override_error_names_dropin() {
+    let env = Env::new("[namespaces.eco-a]\nmembers = [\"web.service\"]\n");
+    let dropin = write_dropin(
+        &env,
+        "10-a.toml",
+        "[namespaces.eco-a.service.Service]\nUser = \"nobody\"\n",
+    );
+    let output = env.run(&["check"]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let expected = format!(
+        "error: {}: namespaces.eco-a.service.Service.User",
+        dropin.display()
+    );
+    assert!(
+        stderr.contains(&expected),
+        "expected {expected:?} in:\n{stderr}"
+    );
+}
