@@ -15,12 +15,22 @@ fn write_dropin(env: &Env, name: &str, toml: &str) -> std::path::PathBuf {
 #[test]
 fn check_accepts_merged_dropins() {
     let env = Env::new("[namespaces.eco-a]\nsysctl = { \"net.ipv4.ip_forward\" = 1 }\n");
-    write_dropin(&env, "10-b.toml", "[namespaces.eco-b]\n");
-    write_dropin(
+    let first = write_dropin(&env, "10-b.toml", "[namespaces.eco-b]\n");
+    let second = write_dropin(
         &env,
         "20-a.toml",
         "[namespaces.eco-a]\nmembers = [\"web.service\"]\n",
     );
+    let empty = write_dropin(&env, "30-empty.toml", "");
+    let listed = env.ok(&["check"]);
+    let expected = format!(
+        "{}: valid\n{}: valid, merged\n{}: valid, merged\n{}: valid, merged\n",
+        env.config.display(),
+        first.display(),
+        second.display(),
+        empty.display()
+    );
+    assert_eq!(listed, expected);
     let output = env.run(&["check", "--json"]);
     let stdout = String::from_utf8_lossy(&output.stdout);
     let report: serde_json::Value =

@@ -29,9 +29,16 @@ pub const DROPIN_DIR: &str = "conf.d";
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Origins {
     by_key: BTreeMap<String, Vec<PathBuf>>,
+    /// The drop-in files merged, in merge order, empty ones included.
+    dropins: Vec<PathBuf>,
 }
 
 impl Origins {
+    /// Returns the drop-in files that were merged into the main file, in merge order.
+    pub fn dropins(&self) -> &[PathBuf] {
+        &self.dropins
+    }
+
     /// Returns the files that declared `key`, or the key path that contains it. `None` when
     /// no file was recorded, as for a config read from one file.
     pub fn files_of(&self, key: &str) -> Option<&[PathBuf]> {
@@ -119,7 +126,10 @@ pub fn parse_merged(files: &[(PathBuf, String)]) -> Result<LoadedConfig, ConfigE
     }
 
     let mut merged = toml::Table::new();
-    let mut origins = Origins::default();
+    let mut origins = Origins {
+        dropins: files[1..].iter().map(|(path, _)| path.clone()).collect(),
+        ..Origins::default()
+    };
     for (path, table) in tables {
         merge_tables(&mut merged, table, path, "", &mut origins, &mut errors);
     }
