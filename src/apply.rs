@@ -53,6 +53,11 @@ pub fn step_boundary() {
     }
 }
 
+/// Returns the number of steps finished, failed or skipped since the process started.
+pub fn steps_done() -> usize {
+    STEPS_DONE.load(Ordering::SeqCst)
+}
+
 /// Carries out `plan` for the namespaces in `desired`.
 pub fn apply(desired: &Desired, plan: &Plan) -> Outcome {
     let mut by_namespace: BTreeMap<&str, Vec<&Step>> = BTreeMap::new();

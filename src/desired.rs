@@ -149,17 +149,20 @@ pub fn resolve(
         }
 
         let ruleset = if let Some(text) = &ns.nftables {
+            let nftables_key = format!("{key}.nftables");
+            let file = loaded.file_of(&nftables_key).display();
             Some(Ruleset::new(
                 text.clone(),
-                format!("{}: {key}.nftables", path.display()),
+                format!("{file}: {nftables_key}"),
             ))
         } else if let Some(file) = &ns.nftables_file {
             match read_ruleset_file(file) {
                 Ok(text) => Some(Ruleset::new(text, file.display().to_string())),
                 Err(message) => {
+                    let file_key = format!("{key}.nftables_file");
                     errors.push(ConfigError::key(
-                        path,
-                        format!("{key}.nftables_file"),
+                        loaded.file_of(&file_key),
+                        file_key,
                         format!("{:?}", file.display().to_string()),
                         message,
                     ));
@@ -172,9 +175,10 @@ pub fn resolve(
             match listed {
                 Ok(text) => Some(Ruleset::new(text.clone(), "host ruleset".into())),
                 Err(message) => {
+                    let host_key = format!("{key}.nftables_from_host");
                     errors.push(ConfigError::key(
-                        path,
-                        format!("{key}.nftables_from_host"),
+                        loaded.file_of(&host_key),
+                        host_key,
                         true,
                         format!("cannot read the host ruleset: {message}"),
                     ));
