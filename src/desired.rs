@@ -153,7 +153,10 @@ pub fn resolve(
         if !loaded.config.namespaces.contains_key(name) {
             errors.push(ConfigError::file(
                 path,
-                format!("namespace {name:?} is not declared; add [namespaces.{}]", key_part(name)),
+                format!(
+                    "namespace {name:?} is not declared; add [namespaces.{}]",
+                    key_part(name)
+                ),
             ));
         }
     }
@@ -180,7 +183,10 @@ pub fn resolve(
         }
 
         let ruleset = if let Some(text) = &ns.nftables {
-            Some(Ruleset::new(text.clone(), format!("{}: {key}.nftables", path.display())))
+            Some(Ruleset::new(
+                text.clone(),
+                format!("{}: {key}.nftables", path.display()),
+            ))
         } else if let Some(file) = &ns.nftables_file {
             match read_ruleset_file(file) {
                 Ok(text) => Some(Ruleset::new(text, file.display().to_string())),
@@ -224,8 +230,14 @@ pub fn resolve(
         let ruleset = if ns.killswitch {
             let killswitch = killswitch_ruleset(ns, &wireguard, dns.as_ref());
             match ruleset {
-                Some(user) => Some(Ruleset::new(format!("{}\n{killswitch}", user.text), user.label)),
-                None => Some(Ruleset::new(killswitch, format!("{}: {key}.killswitch", path.display()))),
+                Some(user) => Some(Ruleset::new(
+                    format!("{}\n{killswitch}", user.text),
+                    user.label,
+                )),
+                None => Some(Ruleset::new(
+                    killswitch,
+                    format!("{}: {key}.killswitch", path.display()),
+                )),
             }
         } else {
             ruleset
@@ -253,7 +265,11 @@ pub fn resolve(
 
 /// Builds the killswitch table for a namespace: its tunnels are its WireGuard links, its veths
 /// open to `accessible_from`, and DNS goes only to its nameservers.
-fn killswitch_ruleset(ns: &config::Namespace, wireguard: &[WireGuardSpec], dns: Option<&config::Dns>) -> String {
+fn killswitch_ruleset(
+    ns: &config::Namespace,
+    wireguard: &[WireGuardSpec],
+    dns: Option<&config::Dns>,
+) -> String {
     let tunnels: Vec<String> = wireguard.iter().map(|wg| wg.link.clone()).collect();
     let veths: Vec<String> = ns.veth.iter().map(|veth| veth.name.clone()).collect();
     let nameservers = dns.map(|dns| dns.nameservers.clone()).unwrap_or_default();
@@ -274,7 +290,10 @@ fn resolve_wireguard(
     if let Some(file) = &ns.wireguard_config {
         let fkey = format!("{key}.wireguard_config");
         let fvalue = format!("{:?}", file.display().to_string());
-        let link = file.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+        let link = file
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default();
         if !config::names::is_valid_interface_name(link) {
             errors.push(ConfigError::key(
                 path,
@@ -291,7 +310,12 @@ fn resolve_wireguard(
         let text = match std::fs::read_to_string(file) {
             Ok(text) => text,
             Err(err) => {
-                errors.push(ConfigError::key(path, fkey, fvalue, format!("cannot read wg-quick file: {err}")));
+                errors.push(ConfigError::key(
+                    path,
+                    fkey,
+                    fvalue,
+                    format!("cannot read wg-quick file: {err}"),
+                ));
                 return Err(errors);
             }
         };
@@ -380,7 +404,8 @@ fn resolve_wireguard(
 
 /// Reads a base64 WireGuard key file as `wg genkey` writes it.
 fn read_key_file(file: &Path) -> Result<Secret, String> {
-    let text = std::fs::read_to_string(file).map_err(|err| format!("cannot read key file: {err}"))?;
+    let text =
+        std::fs::read_to_string(file).map_err(|err| format!("cannot read key file: {err}"))?;
     let key = text.trim();
     wgquick::check_key(key).map_err(|message| format!("invalid key file: {message}"))?;
     Ok(Secret(key.to_owned()))

@@ -21,12 +21,21 @@ use crate::observe::{Observed, ObservedNamespace};
 #[serde(tag = "action", rename_all = "kebab-case")]
 pub enum Step {
     /// Create the namespace and register it at /run/netns/NAME.
-    CreateNamespace { namespace: String },
+    CreateNamespace {
+        namespace: String,
+    },
     /// Remove a file at /run/netns/NAME that is not a namespace, then create the namespace.
-    ReplaceStaleFile { namespace: String },
+    ReplaceStaleFile {
+        namespace: String,
+    },
     /// Record an existing namespace as managed (`adopt = true`).
-    AdoptNamespace { namespace: String },
-    SetLinkUp { namespace: String, link: String },
+    AdoptNamespace {
+        namespace: String,
+    },
+    SetLinkUp {
+        namespace: String,
+        link: String,
+    },
     SetSysctl {
         namespace: String,
         key: String,
@@ -41,16 +50,24 @@ pub enum Step {
         reason: String,
     },
     /// Empty a ruleset netnsctl loaded earlier and the config no longer declares.
-    FlushRuleset { namespace: String },
+    FlushRuleset {
+        namespace: String,
+    },
     /// Rewrite /etc/netns/NAME/resolv.conf in place.
-    WriteResolvConf { namespace: String },
+    WriteResolvConf {
+        namespace: String,
+    },
 
     // Link steps run after every namespace of the run exists, in plan order. `netns` names the
     // namespace a link lives in; `None` is the host namespace.
     /// Create a bridge in the host namespace.
-    CreateBridge { bridge: String },
+    CreateBridge {
+        bridge: String,
+    },
     /// Delete a bridge netnsctl created that the config no longer declares.
-    DeleteBridge { bridge: String },
+    DeleteBridge {
+        bridge: String,
+    },
     /// Create a veth pair with each end directly in its namespace.
     CreateVeth {
         namespace: String,
@@ -59,7 +76,10 @@ pub enum Step {
         peer_netns: Option<String>,
     },
     /// Delete a veth pair netnsctl created that the config no longer declares.
-    DeleteVeth { namespace: String, link: String },
+    DeleteVeth {
+        namespace: String,
+        link: String,
+    },
     /// Make a host link a port of a bridge.
     SetBridgePort {
         namespace: String,
@@ -103,7 +123,10 @@ pub enum Step {
         dev: Option<String>,
     },
     /// Move an existing host link into the namespace (`interfaces`).
-    MoveLinkIn { namespace: String, link: String },
+    MoveLinkIn {
+        namespace: String,
+        link: String,
+    },
     /// Create a WireGuard link in its underlay, configure it, and move it into the namespace.
     CreateWireGuard {
         namespace: String,
@@ -111,9 +134,15 @@ pub enum Step {
         underlay: Option<String>,
     },
     /// Stop a WireGuard link netnsctl created that the config no longer declares.
-    DeleteWireGuard { namespace: String, link: String },
+    DeleteWireGuard {
+        namespace: String,
+        link: String,
+    },
     /// Set a WireGuard link's private key and listen port.
-    SetWireGuardInterface { namespace: String, link: String },
+    SetWireGuardInterface {
+        namespace: String,
+        link: String,
+    },
     /// Add or update one peer of a WireGuard link.
     SetWireGuardPeer {
         namespace: String,
@@ -213,7 +242,9 @@ impl fmt::Display for Step {
                 f,
                 "{namespace}: replace stale file /run/netns/{namespace} with the namespace"
             ),
-            Step::AdoptNamespace { namespace } => write!(f, "{namespace}: adopt existing namespace"),
+            Step::AdoptNamespace { namespace } => {
+                write!(f, "{namespace}: adopt existing namespace")
+            }
             Step::SetLinkUp { namespace, link } => write!(f, "{namespace}: set link {link} up"),
             Step::SetSysctl {
                 namespace,
@@ -231,7 +262,10 @@ impl fmt::Display for Step {
                 namespace,
                 source,
                 reason,
-            } => write!(f, "{namespace}: load nftables ruleset from {source} ({reason})"),
+            } => write!(
+                f,
+                "{namespace}: load nftables ruleset from {source} ({reason})"
+            ),
             Step::FlushRuleset { namespace } => write!(f, "{namespace}: flush nftables ruleset"),
             Step::WriteResolvConf { namespace } => {
                 write!(f, "{namespace}: write /etc/netns/{namespace}/resolv.conf")
@@ -253,18 +287,29 @@ impl fmt::Display for Step {
                 namespace,
                 link,
                 bridge,
-            } => write!(f, "{namespace}: make host link {link} a port of bridge {bridge}"),
+            } => write!(
+                f,
+                "{namespace}: make host link {link} a port of bridge {bridge}"
+            ),
             Step::SetLinkUpIn {
                 namespace,
                 netns,
                 link,
-            } => write!(f, "{namespace}: set link {link} up in {}", netns_name(netns)),
+            } => write!(
+                f,
+                "{namespace}: set link {link} up in {}",
+                netns_name(netns)
+            ),
             Step::AddAddress {
                 namespace,
                 netns,
                 link,
                 address,
-            } => write!(f, "{namespace}: add address {address} to {link} in {}", netns_name(netns)),
+            } => write!(
+                f,
+                "{namespace}: add address {address} to {link} in {}",
+                netns_name(netns)
+            ),
             Step::RemoveAddress {
                 namespace,
                 netns,
@@ -292,13 +337,21 @@ impl fmt::Display for Step {
                 destination,
                 gateway,
                 dev,
-            } => write!(f, "{namespace}: add {}", describe_route(destination, gateway, dev)),
+            } => write!(
+                f,
+                "{namespace}: add {}",
+                describe_route(destination, gateway, dev)
+            ),
             Step::RemoveRoute {
                 namespace,
                 destination,
                 gateway,
                 dev,
-            } => write!(f, "{namespace}: remove {}", describe_route(destination, gateway, dev)),
+            } => write!(
+                f,
+                "{namespace}: remove {}",
+                describe_route(destination, gateway, dev)
+            ),
             Step::MoveLinkIn { namespace, link } => {
                 write!(f, "{namespace}: move host link {link} into the namespace")
             }
@@ -465,7 +518,11 @@ fn plan_namespace(spec: &NamespaceSpec, seen: &ObservedNamespace, plan: &mut Pla
     plan_sysctls(spec, inside, plan);
     plan_ruleset(spec, seen, inside, fresh, plan);
 
-    let resolv_current = if fresh { None } else { seen.resolv_conf.as_deref() };
+    let resolv_current = if fresh {
+        None
+    } else {
+        seen.resolv_conf.as_deref()
+    };
     if resolv_current != Some(spec.resolv_conf.as_bytes()) {
         plan.steps.push(Step::WriteResolvConf {
             namespace: name.clone(),
@@ -569,3 +626,6 @@ fn plan_ruleset(
         None => {}
     }
 }
+
+#[cfg(test)]
+mod tests;

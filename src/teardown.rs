@@ -69,15 +69,19 @@ pub fn down(names: &[String], force: bool) -> Teardown {
             }
             Ok(_) => {}
             Err(err) => {
-                result.failures.push(format!("{name}: cannot inspect {}: {err}", path.display()));
+                result
+                    .failures
+                    .push(format!("{name}: cannot inspect {}: {err}", path.display()));
                 continue;
             }
         }
         let link_failures = remove_links(name, &record);
         if !link_failures.is_empty() {
-            result
-                .failures
-                .extend(link_failures.into_iter().map(|failure| format!("{name}: {failure}")));
+            result.failures.extend(
+                link_failures
+                    .into_iter()
+                    .map(|failure| format!("{name}: {failure}")),
+            );
             continue;
         }
         if let Err(err) = netns::remove(&path) {
@@ -91,7 +95,9 @@ pub fn down(names: &[String], force: bool) -> Teardown {
         }
         crate::apply::step_boundary();
         if let Err(err) = state::remove_record(name) {
-            result.failures.push(format!("{name}: cannot remove state record: {err}"));
+            result
+                .failures
+                .push(format!("{name}: cannot remove state record: {err}"));
             continue;
         }
         tracing::info!(namespace = name.as_str(), "removed namespace");
@@ -117,12 +123,15 @@ fn remove_links(name: &str, record: &Record) -> Vec<String> {
     let attached = matches!(netns::inspect(&path), Ok(NetnsFile::Attached { .. }));
     if attached && (!record.veths.is_empty() || !record.moved_links.is_empty()) {
         let inside = netns::in_netns(&path, || -> Result<Vec<String>, String> {
-            let mut netlink = Netlink::open().map_err(|err| format!("cannot open rtnetlink socket: {err}"))?;
+            let mut netlink =
+                Netlink::open().map_err(|err| format!("cannot open rtnetlink socket: {err}"))?;
             let mut failures = Vec::new();
             for link in &record.moved_links {
                 match crate::apply::links::move_link_to_host(&mut netlink, link) {
                     Ok(_) => tracing::info!(namespace = name, link, "moved link back to the host"),
-                    Err(err) => failures.push(format!("cannot move link {link} back to the host: {err}")),
+                    Err(err) => {
+                        failures.push(format!("cannot move link {link} back to the host: {err}"))
+                    }
                 }
             }
             for link in &record.veths {
@@ -206,7 +215,9 @@ fn update_host() -> Vec<String> {
     if rules.is_empty() {
         if let Some(before) = host.ip_forward_before.take() {
             if let Err(err) = sysctl::write("net.ipv4.ip_forward", &before) {
-                failures.push(format!("cannot restore net.ipv4.ip_forward = {before}: {err}"));
+                failures.push(format!(
+                    "cannot restore net.ipv4.ip_forward = {before}: {err}"
+                ));
                 host.ip_forward_before = Some(before);
             }
         }
@@ -217,7 +228,9 @@ fn update_host() -> Vec<String> {
                 let mut kept = Vec::new();
                 for bridge in &host.bridges {
                     let deleted = match netlink.get_link(LinkId::Name(bridge)) {
-                        Ok(Some(found)) => netlink.del_link(found.index).map_err(|err| err.to_string()),
+                        Ok(Some(found)) => {
+                            netlink.del_link(found.index).map_err(|err| err.to_string())
+                        }
                         Ok(None) => Ok(()),
                         Err(err) => Err(err.to_string()),
                     };

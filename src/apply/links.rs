@@ -33,10 +33,14 @@ impl Context<'_> {
     fn netlink(&mut self, netns: &Option<String>) -> Result<&mut Netlink, String> {
         if !self.sockets.contains_key(netns) {
             let socket = match netns {
-                None => Netlink::open().map_err(|err| format!("cannot open rtnetlink socket: {err}"))?,
+                None => {
+                    Netlink::open().map_err(|err| format!("cannot open rtnetlink socket: {err}"))?
+                }
                 Some(name) => netns::in_netns(&netns::netns_path(name), Netlink::open)
                     .and_then(|socket| socket)
-                    .map_err(|err| format!("cannot open rtnetlink socket in namespace {name}: {err}"))?,
+                    .map_err(|err| {
+                        format!("cannot open rtnetlink socket in namespace {name}: {err}")
+                    })?,
             };
             self.sockets.insert(netns.clone(), socket);
         }
@@ -66,11 +70,13 @@ impl Context<'_> {
         let record = self.record(namespace)?;
         record.version = state::RECORD_VERSION;
         let record = record.clone();
-        state::write_record(namespace, &record).map_err(|err| format!("cannot write state record: {err}"))
+        state::write_record(namespace, &record)
+            .map_err(|err| format!("cannot write state record: {err}"))
     }
 
     fn save_host(&self) -> Result<(), String> {
-        state::write_host_record(&self.host_record).map_err(|err| format!("cannot write host state record: {err}"))
+        state::write_host_record(&self.host_record)
+            .map_err(|err| format!("cannot write host state record: {err}"))
     }
 
     fn wireguard_spec(&self, namespace: &str, link: &str) -> Result<WireGuardSpec, String> {
@@ -109,7 +115,9 @@ pub fn apply_links(desired: &Desired, steps: &[&Step], outcome: &mut Outcome) {
             Ok(()) => finish(step, outcome),
             Err(message) => {
                 tracing::error!(namespace = step.namespace(), step = %step, "{message}");
-                outcome.failures.push(format!("{}: {step}: {message}", step.namespace()));
+                outcome
+                    .failures
+                    .push(format!("{}: {step}: {message}", step.namespace()));
                 step_boundary();
             }
         }
@@ -148,7 +156,10 @@ fn run_step(context: &mut Context, step: &Step, outcome: &mut Outcome) -> Result
         }
         Step::DeleteBridge { bridge } => {
             let index = context.link_index(&None, bridge)?;
-            context.netlink(&None)?.del_link(index).map_err(|err| err.to_string())?;
+            context
+                .netlink(&None)?
+                .del_link(index)
+                .map_err(|err| err.to_string())?;
             context.host_record.bridges.retain(|name| name != bridge);
             context.save_host()
         }
@@ -164,20 +175,31 @@ fn run_step(context: &mut Context, step: &Step, outcome: &mut Outcome) -> Result
                 push_unique(&mut record.host_links, peer.clone());
             }
             context.save(namespace)?;
-            let own = netns::open_netns(&netns::netns_path(namespace)).map_err(|err| err.to_string())?;
+            let own =
+                netns::open_netns(&netns::netns_path(namespace)).map_err(|err| err.to_string())?;
             let peer_file = match peer_netns {
-                Some(name) => Some(netns::open_netns(&netns::netns_path(name)).map_err(|err| err.to_string())?),
+                Some(name) => Some(
+                    netns::open_netns(&netns::netns_path(name)).map_err(|err| err.to_string())?,
+                ),
                 None => None,
             };
             context
                 .netlink(&None)?
-                .add_veth(link, Some(own.as_raw_fd()), peer, peer_file.as_ref().map(|f| f.as_raw_fd()))
+                .add_veth(
+                    link,
+                    Some(own.as_raw_fd()),
+                    peer,
+                    peer_file.as_ref().map(|f| f.as_raw_fd()),
+                )
                 .map_err(|err| err.to_string())
         }
         Step::DeleteVeth { namespace, link } => {
             let own = Some(namespace.clone());
             let index = context.link_index(&own, link)?;
-            context.netlink(&own)?.del_link(index).map_err(|err| err.to_string())?;
+            context
+                .netlink(&own)?
+                .del_link(index)
+                .map_err(|err| err.to_string())?;
             // The host end went with the pair; forget host ends that no longer exist.
             let host_links = context.record(namespace)?.host_links.clone();
             let mut remaining = Vec::new();
@@ -201,7 +223,10 @@ fn run_step(context: &mut Context, step: &Step, outcome: &mut Outcome) -> Result
         }
         Step::SetLinkUpIn { netns, link, .. } => {
             let index = context.link_index(netns, link)?;
-            context.netlink(netns)?.set_link_up(index, true).map_err(|err| err.to_string())
+            context
+                .netlink(netns)?
+                .set_link_up(index, true)
+                .map_err(|err| err.to_string())
         }
         Step::AddAddress {
             netns,
@@ -222,11 +247,20 @@ fn run_step(context: &mut Context, step: &Step, outcome: &mut Outcome) -> Result
             ..
         } => {
             let index = context.link_index(netns, link)?;
-            context.netlink(netns)?.del_address(index, address).map_err(|err| err.to_string())
+            context
+                .netlink(netns)?
+                .del_address(index, address)
+                .map_err(|err| err.to_string())
         }
-        Step::SetHostSysctl { key, value, current, .. } => {
+        Step::SetHostSysctl {
+            key,
+            value,
+            current,
+            ..
+        } => {
             if key == "net.ipv4.ip_forward" && context.host_record.ip_forward_before.is_none() {
-                context.host_record.ip_forward_before = Some(current.clone().unwrap_or_else(|| "0".into()));
+                context.host_record.ip_forward_before =
+                    Some(current.clone().unwrap_or_else(|| "0".into()));
                 context.save_host()?;
             }
             sysctl::write(key, value).map_err(|err| format!("cannot set {key} = {value}: {err}"))
@@ -272,7 +306,9 @@ fn run_step(context: &mut Context, step: &Step, outcome: &mut Outcome) -> Result
                 _ => {}
             }
             context.record(namespace)?.routes.retain(|route| {
-                !(route.destination == *destination && route.gateway == *gateway && &route.dev == dev)
+                !(route.destination == *destination
+                    && route.gateway == *gateway
+                    && &route.dev == dev)
             });
             context.save(namespace)
         }
@@ -280,7 +316,8 @@ fn run_step(context: &mut Context, step: &Step, outcome: &mut Outcome) -> Result
             push_unique(&mut context.record(namespace)?.moved_links, link.clone());
             context.save(namespace)?;
             let index = context.link_index(&None, link)?;
-            let file = netns::open_netns(&netns::netns_path(namespace)).map_err(|err| err.to_string())?;
+            let file =
+                netns::open_netns(&netns::netns_path(namespace)).map_err(|err| err.to_string())?;
             context
                 .netlink(&None)?
                 .set_link_netns(index, file.as_raw_fd(), None)
@@ -296,7 +333,10 @@ fn run_step(context: &mut Context, step: &Step, outcome: &mut Outcome) -> Result
             if let Some(wg) = record.wireguard.iter().find(|wg| &wg.link == link).cloned() {
                 delete_wireguard(namespace, &wg)?;
             }
-            context.record(namespace)?.wireguard.retain(|wg| &wg.link != link);
+            context
+                .record(namespace)?
+                .wireguard
+                .retain(|wg| &wg.link != link);
             context.save(namespace)
         }
         Step::SetWireGuardInterface { namespace, link } => {
@@ -344,7 +384,8 @@ fn run_step(context: &mut Context, step: &Step, outcome: &mut Outcome) -> Result
         Step::LoadHostTable { text, .. } => {
             nft::replace_table("inet", links::HOST_TABLE, text)
                 .map_err(|err| format!("host table not loaded, the previous one stays: {err}"))?;
-            let listing = nft::list_table("inet", links::HOST_TABLE).map_err(|err| err.to_string())?;
+            let listing =
+                nft::list_table("inet", links::HOST_TABLE).map_err(|err| err.to_string())?;
             context.host_record.table_digest = Some(crate::desired::hex_digest(text.as_bytes()));
             context.host_record.table_listing_digest =
                 listing.map(|listing| crate::desired::hex_digest(listing.as_bytes()));
@@ -367,7 +408,11 @@ fn run_step(context: &mut Context, step: &Step, outcome: &mut Outcome) -> Result
     }
 }
 
-fn wireguard_record(context: &mut Context, namespace: &str, link: &str) -> Result<WireGuardRecord, String> {
+fn wireguard_record(
+    context: &mut Context,
+    namespace: &str,
+    link: &str,
+) -> Result<WireGuardRecord, String> {
     context
         .record(namespace)?
         .wireguard
@@ -378,7 +423,10 @@ fn wireguard_record(context: &mut Context, namespace: &str, link: &str) -> Resul
 }
 
 /// Runs `f` on a thread inside the underlay: the host namespace for `None`.
-fn in_underlay<T: Send>(underlay: &Option<String>, f: impl FnOnce() -> T + Send) -> Result<T, String> {
+fn in_underlay<T: Send>(
+    underlay: &Option<String>,
+    f: impl FnOnce() -> T + Send,
+) -> Result<T, String> {
     match underlay {
         None => Ok(netns::on_thread(f)),
         Some(name) => netns::in_netns(&netns::netns_path(name), f).map_err(|err| err.to_string()),
@@ -391,7 +439,8 @@ fn peer_config(peer: &WireGuardPeerSpec) -> Result<PeerConfig, String> {
     let endpoint = match &peer.endpoint {
         None => None,
         Some(text) => {
-            let (host, port) = split_endpoint(text).ok_or_else(|| format!("invalid endpoint {text:?}"))?;
+            let (host, port) =
+                split_endpoint(text).ok_or_else(|| format!("invalid endpoint {text:?}"))?;
             let found: Option<SocketAddr> = (host, port)
                 .to_socket_addrs()
                 .map_err(|err| format!("cannot resolve endpoint {text:?}: {err}"))?
@@ -410,12 +459,16 @@ fn peer_config(peer: &WireGuardPeerSpec) -> Result<PeerConfig, String> {
 
 /// Whether a failed `RTM_NEWLINK` of kind wireguard means the kernel has no WireGuard module.
 fn is_missing_kernel_support(errno: Option<i32>) -> bool {
-    matches!(errno, Some(libc::EOPNOTSUPP) | Some(libc::ENODEV) | Some(libc::EINVAL) | Some(libc::ENOENT))
+    matches!(
+        errno,
+        Some(libc::EOPNOTSUPP) | Some(libc::ENODEV) | Some(libc::EINVAL) | Some(libc::ENOENT)
+    )
 }
 
 /// Creates the link under its underlay name with the kernel module, or else starts wireguard-go.
 fn start_link(underlay_name: &str) -> Result<(WireGuardBackend, Option<u32>), String> {
-    let mut netlink = Netlink::open().map_err(|err| format!("cannot open rtnetlink socket: {err}"))?;
+    let mut netlink =
+        Netlink::open().map_err(|err| format!("cannot open rtnetlink socket: {err}"))?;
     match netlink.add_link(underlay_name, InfoKind::Wireguard) {
         Ok(()) => Ok((WireGuardBackend::Kernel, None)),
         Err(err) if is_missing_kernel_support(err.errno()) => {
@@ -429,7 +482,11 @@ fn start_link(underlay_name: &str) -> Result<(WireGuardBackend, Option<u32>), St
 
 /// Configures the link in its underlay (endpoints resolved there), then moves it into the
 /// namespace under its final name.
-fn configure_and_move(spec: &WireGuardSpec, record: &WireGuardRecord, namespace: &str) -> Result<(), String> {
+fn configure_and_move(
+    spec: &WireGuardSpec,
+    record: &WireGuardRecord,
+    namespace: &str,
+) -> Result<(), String> {
     let mut peers = Vec::new();
     for peer in &spec.peers {
         peers.push(peer_config(peer)?);
@@ -444,13 +501,17 @@ fn configure_and_move(spec: &WireGuardSpec, record: &WireGuardRecord, namespace:
     match record.backend {
         WireGuardBackend::Kernel => wireguard::kernel_set(&record.underlay_name, &change),
         WireGuardBackend::Userspace => {
-            let socket = record.socket.clone().expect("userspace records have a socket");
+            let socket = record
+                .socket
+                .clone()
+                .expect("userspace records have a socket");
             wireguard::uapi_set(&socket, &change)
         }
     }
     .map_err(|err| format!("cannot configure {}: {err}", record.underlay_name))?;
 
-    let mut netlink = Netlink::open().map_err(|err| format!("cannot open rtnetlink socket: {err}"))?;
+    let mut netlink =
+        Netlink::open().map_err(|err| format!("cannot open rtnetlink socket: {err}"))?;
     let index = netlink
         .get_link(LinkId::Name(&record.underlay_name))
         .map_err(|err| err.to_string())?
@@ -471,9 +532,18 @@ fn create_wireguard(
 ) -> Result<(), String> {
     let spec = context.wireguard_spec(namespace, link)?;
     // A recorded link that vanished (its wireguard-go exited, say) is cleaned up first.
-    if let Some(old) = context.record(namespace)?.wireguard.iter().find(|wg| wg.link == link).cloned() {
+    if let Some(old) = context
+        .record(namespace)?
+        .wireguard
+        .iter()
+        .find(|wg| wg.link == link)
+        .cloned()
+    {
         delete_wireguard(namespace, &old)?;
-        context.record(namespace)?.wireguard.retain(|wg| wg.link != link);
+        context
+            .record(namespace)?
+            .wireguard
+            .retain(|wg| wg.link != link);
         context.save(namespace)?;
     }
     let underlay_name = wireguard::underlay_name(namespace, link);
@@ -485,7 +555,8 @@ fn create_wireguard(
         underlay: underlay.clone(),
         backend,
         pid,
-        socket: (backend == WireGuardBackend::Userspace).then(|| wireguard::uapi_socket(&underlay_name)),
+        socket: (backend == WireGuardBackend::Userspace)
+            .then(|| wireguard::uapi_socket(&underlay_name)),
     };
     context.record(namespace)?.wireguard.push(record.clone());
     context.save(namespace)?;
@@ -493,12 +564,16 @@ fn create_wireguard(
     let moved = {
         let record = record.clone();
         let namespace = namespace.to_owned();
-        in_underlay(underlay, move || configure_and_move(&spec, &record, &namespace)).and_then(|result| result)
+        in_underlay(underlay, move || {
+            configure_and_move(&spec, &record, &namespace)
+        })
+        .and_then(|result| result)
     };
     if let Err(err) = moved {
         let cleanup = match record.backend {
             WireGuardBackend::Userspace => {
-                wireguard::stop_userspace(record.pid, record.socket.as_deref()).map_err(|err| err.to_string())
+                wireguard::stop_userspace(record.pid, record.socket.as_deref())
+                    .map_err(|err| err.to_string())
             }
             WireGuardBackend::Kernel => {
                 let name = record.underlay_name.clone();
@@ -506,7 +581,10 @@ fn create_wireguard(
             }
         };
         if cleanup.is_ok() {
-            context.record(namespace)?.wireguard.retain(|wg| wg.link != link);
+            context
+                .record(namespace)?
+                .wireguard
+                .retain(|wg| wg.link != link);
             context.save(namespace)?;
         }
         return Err(err);
@@ -518,9 +596,15 @@ fn create_wireguard(
 }
 
 fn delete_link_here(name: &str) -> Result<(), String> {
-    let mut netlink = Netlink::open().map_err(|err| format!("cannot open rtnetlink socket: {err}"))?;
-    if let Some(found) = netlink.get_link(LinkId::Name(name)).map_err(|err| err.to_string())? {
-        netlink.del_link(found.index).map_err(|err| err.to_string())?;
+    let mut netlink =
+        Netlink::open().map_err(|err| format!("cannot open rtnetlink socket: {err}"))?;
+    if let Some(found) = netlink
+        .get_link(LinkId::Name(name))
+        .map_err(|err| err.to_string())?
+    {
+        netlink
+            .del_link(found.index)
+            .map_err(|err| err.to_string())?;
     }
     Ok(())
 }
@@ -529,8 +613,10 @@ fn delete_link_here(name: &str) -> Result<(), String> {
 /// deleted inside the namespace.
 pub fn delete_wireguard(namespace: &str, record: &WireGuardRecord) -> Result<(), String> {
     match record.backend {
-        WireGuardBackend::Userspace => wireguard::stop_userspace(record.pid, record.socket.as_deref())
-            .map_err(|err| format!("cannot stop wireguard-go for {}: {err}", record.link)),
+        WireGuardBackend::Userspace => {
+            wireguard::stop_userspace(record.pid, record.socket.as_deref())
+                .map_err(|err| format!("cannot stop wireguard-go for {}: {err}", record.link))
+        }
         WireGuardBackend::Kernel => {
             let path = netns::netns_path(namespace);
             if !matches!(netns::inspect(&path), Ok(netns::NetnsFile::Attached { .. })) {

@@ -44,11 +44,23 @@ pub fn status(global: &GlobalArgs, names: &[String], json: bool) -> u8 {
     for name in desired.namespaces.keys() {
         let seen = &observed.namespaces[name];
         let plan = plan::Plan {
-            steps: full.steps.iter().filter(|step| step.namespace() == name).cloned().collect(),
-            notes: full.notes.iter().filter(|note| &note.namespace == name).cloned().collect(),
+            steps: full
+                .steps
+                .iter()
+                .filter(|step| step.namespace() == name)
+                .cloned()
+                .collect(),
+            notes: full
+                .notes
+                .iter()
+                .filter(|note| &note.namespace == name)
+                .cloned()
+                .collect(),
         };
         let count = match seen.file {
-            Some(NetnsFile::Attached { dev, ino }) => processes.get(&(dev, ino)).map_or(0, Vec::len),
+            Some(NetnsFile::Attached { dev, ino }) => {
+                processes.get(&(dev, ino)).map_or(0, Vec::len)
+            }
             _ => 0,
         };
         statuses.push(NamespaceStatus {
@@ -70,7 +82,9 @@ pub fn status(global: &GlobalArgs, names: &[String], json: bool) -> u8 {
             }
             let file = crate::kernel::netns::inspect(&crate::kernel::netns::netns_path(&name)).ok();
             let count = match file {
-                Some(NetnsFile::Attached { dev, ino }) => processes.get(&(dev, ino)).map_or(0, Vec::len),
+                Some(NetnsFile::Attached { dev, ino }) => {
+                    processes.get(&(dev, ino)).map_or(0, Vec::len)
+                }
                 _ => 0,
             };
             statuses.push(NamespaceStatus {
@@ -92,8 +106,18 @@ pub fn status(global: &GlobalArgs, names: &[String], json: bool) -> u8 {
     }
 
     // Host steps (bridges, the host table) belong to no single namespace.
-    let host_drift: Vec<Step> = full.steps.iter().filter(|step| step.namespace() == plan::HOST).cloned().collect();
-    let host_notes: Vec<Note> = full.notes.iter().filter(|note| note.namespace == plan::HOST).cloned().collect();
+    let host_drift: Vec<Step> = full
+        .steps
+        .iter()
+        .filter(|step| step.namespace() == plan::HOST)
+        .cloned()
+        .collect();
+    let host_notes: Vec<Note> = full
+        .notes
+        .iter()
+        .filter(|note| note.namespace == plan::HOST)
+        .cloned()
+        .collect();
 
     if json {
         let output = serde_json::json!({
@@ -101,7 +125,10 @@ pub fn status(global: &GlobalArgs, names: &[String], json: bool) -> u8 {
             "namespaces": statuses,
             "host": { "in_sync": host_drift.is_empty(), "drift": host_drift, "notes": host_notes },
         });
-        println!("{}", serde_json::to_string_pretty(&output).expect("status serializes"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&output).expect("status serializes")
+        );
         return EXIT_OK;
     }
     for status in &statuses {

@@ -26,7 +26,11 @@ pub struct LinkAddresses {
 
 /// Lists the addresses namespace `name` declares, on its own links and on the other ends of its
 /// veth pairs. The host ends of bridge ports get no addresses: the bridge carries them.
-pub fn link_addresses(name: &str, ns: &Namespace, wireguard: &[super::WireGuardSpec]) -> Vec<LinkAddresses> {
+pub fn link_addresses(
+    name: &str,
+    ns: &Namespace,
+    wireguard: &[super::WireGuardSpec],
+) -> Vec<LinkAddresses> {
     let mut wanted = Vec::new();
     for veth in &ns.veth {
         wanted.push(LinkAddresses {
@@ -86,24 +90,27 @@ pub fn routes(ns: &Namespace) -> Vec<RouteRecord> {
 
 /// The host link a veth's traffic uses in the host namespace: its bridge, or its host end.
 fn host_link_of(veth: &config::Veth) -> String {
-    veth.peer_bridge.clone().unwrap_or_else(|| veth.peer.clone())
+    veth.peer_bridge
+        .clone()
+        .unwrap_or_else(|| veth.peer.clone())
 }
 
 /// Computes the host-side rules for namespace `ns`: DNAT for port mappings into the first veth
 /// to the host that has an IPv4 address, and masquerade for veths with `masquerade = true`.
 pub fn host_rules(ns: &Namespace) -> HostRules {
     let mut rules = HostRules::default();
-    let target = ns
-        .veth
-        .iter()
-        .find(|veth| veth.peer_namespace.is_none() && veth.addresses.iter().any(|a| a.addr().is_ipv4()));
+    let target = ns.veth.iter().find(|veth| {
+        veth.peer_namespace.is_none() && veth.addresses.iter().any(|a| a.addr().is_ipv4())
+    });
     if let Some(veth) = target {
         let target_v4 = veth.addresses.iter().find_map(|a| match a.addr() {
             IpAddr::V4(v4) => Some(v4),
             IpAddr::V6(_) => None,
         });
         let target_v6 = veth.addresses.iter().find_map(|a| match a.addr() {
-            IpAddr::V6(v6) if !a.addr().is_loopback() && (v6.segments()[0] & 0xffc0) != 0xfe80 => Some(v6),
+            IpAddr::V6(v6) if !a.addr().is_loopback() && (v6.segments()[0] & 0xffc0) != 0xfe80 => {
+                Some(v6)
+            }
             _ => None,
         });
         for mapping in &ns.port_mapping {
@@ -123,7 +130,10 @@ pub fn host_rules(ns: &Namespace) -> HostRules {
             continue;
         }
         let sources = if veth.peer_bridge.is_some() {
-            veth.addresses.iter().map(|a| IpNet::from(a.addr())).collect()
+            veth.addresses
+                .iter()
+                .map(|a| IpNet::from(a.addr()))
+                .collect()
         } else {
             Vec::new()
         };
@@ -140,7 +150,9 @@ pub fn localnet_links(rules: &HostRules) -> Vec<String> {
     let mut links: Vec<String> = rules
         .port_mappings
         .iter()
-        .filter(|rule| rule.target_v4.is_some() && rule.host_address.is_none_or(|a| a.is_loopback()))
+        .filter(|rule| {
+            rule.target_v4.is_some() && rule.host_address.is_none_or(|a| a.is_loopback())
+        })
         .map(|rule| rule.host_link.clone())
         .collect();
     links.sort();
@@ -172,7 +184,10 @@ pub fn render_host_table(rules: &BTreeMap<String, HostRules>) -> Option<String> 
                     None => "meta nfproto ipv4 fib daddr type local".to_owned(),
                 };
                 if !matcher.is_empty() {
-                    let line = format!("{matcher} {proto} dport {port} dnat ip to {v4}:{} {comment}\n", rule.port);
+                    let line = format!(
+                        "{matcher} {proto} dport {port} dnat ip to {v4}:{} {comment}\n",
+                        rule.port
+                    );
                     let _ = write!(dnat, "\t\t{line}");
                     let _ = write!(output, "\t\t{line}");
                 }
@@ -185,7 +200,10 @@ pub fn render_host_table(rules: &BTreeMap<String, HostRules>) -> Option<String> 
                     None => "meta nfproto ipv6 fib daddr type local ip6 daddr != ::1".to_owned(),
                 };
                 if !matcher.is_empty() {
-                    let line = format!("{matcher} {proto} dport {port} dnat ip6 to [{v6}]:{} {comment}\n", rule.port);
+                    let line = format!(
+                        "{matcher} {proto} dport {port} dnat ip6 to [{v6}]:{} {comment}\n",
+                        rule.port
+                    );
                     let _ = write!(dnat, "\t\t{line}");
                     let _ = write!(output, "\t\t{line}");
                 }
@@ -201,8 +219,18 @@ pub fn render_host_table(rules: &BTreeMap<String, HostRules>) -> Option<String> 
         for rule in &rules.masquerade {
             let link = quote(&rule.host_link);
             let mut sources = String::new();
-            let v4: Vec<String> = rule.sources.iter().filter(|s| s.addr().is_ipv4()).map(ToString::to_string).collect();
-            let v6: Vec<String> = rule.sources.iter().filter(|s| s.addr().is_ipv6()).map(ToString::to_string).collect();
+            let v4: Vec<String> = rule
+                .sources
+                .iter()
+                .filter(|s| s.addr().is_ipv4())
+                .map(ToString::to_string)
+                .collect();
+            let v6: Vec<String> = rule
+                .sources
+                .iter()
+                .filter(|s| s.addr().is_ipv6())
+                .map(ToString::to_string)
+                .collect();
             if rule.sources.is_empty() {
                 let _ = writeln!(
                     postrouting,
@@ -249,13 +277,30 @@ pub fn render_killswitch(
     accessible_from: &[IpNet],
     nameservers: &[IpAddr],
 ) -> String {
-    let list = |names: &[String]| names.iter().map(|n| quote(n)).collect::<Vec<_>>().join(", ");
+    let list = |names: &[String]| {
+        names
+            .iter()
+            .map(|n| quote(n))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     let mut rules = String::new();
-    let v4: Vec<String> = nameservers.iter().filter(|a| a.is_ipv4()).map(ToString::to_string).collect();
-    let v6: Vec<String> = nameservers.iter().filter(|a| a.is_ipv6()).map(ToString::to_string).collect();
+    let v4: Vec<String> = nameservers
+        .iter()
+        .filter(|a| a.is_ipv4())
+        .map(ToString::to_string)
+        .collect();
+    let v6: Vec<String> = nameservers
+        .iter()
+        .filter(|a| a.is_ipv6())
+        .map(ToString::to_string)
+        .collect();
     for (family, nfproto, servers) in [("ip", "ipv4", v4), ("ip6", "ipv6", v6)] {
         if servers.is_empty() {
-            let _ = writeln!(rules, "\t\tmeta nfproto {nfproto} meta l4proto {{ tcp, udp }} th dport 53 drop");
+            let _ = writeln!(
+                rules,
+                "\t\tmeta nfproto {nfproto} meta l4proto {{ tcp, udp }} th dport 53 drop"
+            );
         } else {
             let _ = writeln!(
                 rules,
@@ -268,10 +313,23 @@ pub fn render_killswitch(
         let _ = writeln!(rules, "\t\toifname {{ {} }} accept", list(tunnels));
     }
     if !veths.is_empty() {
-        let v4: Vec<String> = accessible_from.iter().filter(|a| a.addr().is_ipv4()).map(ToString::to_string).collect();
-        let v6: Vec<String> = accessible_from.iter().filter(|a| a.addr().is_ipv6()).map(ToString::to_string).collect();
+        let v4: Vec<String> = accessible_from
+            .iter()
+            .filter(|a| a.addr().is_ipv4())
+            .map(ToString::to_string)
+            .collect();
+        let v6: Vec<String> = accessible_from
+            .iter()
+            .filter(|a| a.addr().is_ipv6())
+            .map(ToString::to_string)
+            .collect();
         if !v4.is_empty() {
-            let _ = writeln!(rules, "\t\toifname {{ {} }} ip daddr {{ {} }} accept", list(veths), v4.join(", "));
+            let _ = writeln!(
+                rules,
+                "\t\toifname {{ {} }} ip daddr {{ {} }} accept",
+                list(veths),
+                v4.join(", ")
+            );
         }
         if !v6.is_empty() {
             // Neighbour discovery resolves the addresses of those ranges on the link.
@@ -280,7 +338,12 @@ pub fn render_killswitch(
                 "\t\toifname {{ {} }} icmpv6 type {{ nd-neighbor-solicit, nd-neighbor-advert }} accept",
                 list(veths)
             );
-            let _ = writeln!(rules, "\t\toifname {{ {} }} ip6 daddr {{ {} }} accept", list(veths), v6.join(", "));
+            let _ = writeln!(
+                rules,
+                "\t\toifname {{ {} }} ip6 daddr {{ {} }} accept",
+                list(veths),
+                v6.join(", ")
+            );
         }
     }
     let mut text = format!("\ntable inet {KILLSWITCH_TABLE} {{\n");
@@ -346,16 +409,31 @@ mod tests {
         assert_eq!(localnet_links(&rules), vec!["ve-web".to_owned()]);
 
         let table = render_host_table(&BTreeMap::from([("web".to_owned(), rules)])).unwrap();
-        assert!(table.contains("tcp dport 8080 dnat ip to 10.77.0.2:80"), "{table}");
-        assert!(table.contains("tcp dport 8080 dnat ip6 to [fd77::2]:80"), "{table}");
-        assert!(table.contains("oifname \"ve-web\" ip saddr 127.0.0.0/8 masquerade"), "{table}");
-        assert!(table.contains("iifname \"ve-web\" oifname != \"ve-web\" masquerade"), "{table}");
+        assert!(
+            table.contains("tcp dport 8080 dnat ip to 10.77.0.2:80"),
+            "{table}"
+        );
+        assert!(
+            table.contains("tcp dport 8080 dnat ip6 to [fd77::2]:80"),
+            "{table}"
+        );
+        assert!(
+            table.contains("oifname \"ve-web\" ip saddr 127.0.0.0/8 masquerade"),
+            "{table}"
+        );
+        assert!(
+            table.contains("iifname \"ve-web\" oifname != \"ve-web\" masquerade"),
+            "{table}"
+        );
     }
 
     #[test]
     fn empty_rules_render_no_table() {
         assert_eq!(render_host_table(&BTreeMap::new()), None);
-        assert_eq!(render_host_table(&BTreeMap::from([("a".to_owned(), HostRules::default())])), None);
+        assert_eq!(
+            render_host_table(&BTreeMap::from([("a".to_owned(), HostRules::default())])),
+            None
+        );
     }
 
     #[test]
@@ -366,10 +444,19 @@ mod tests {
             &["192.168.0.0/16".parse().unwrap()],
             &["10.66.0.1".parse().unwrap()],
         );
-        assert!(text.contains("th dport 53 ip daddr != { 10.66.0.1 } drop"), "{text}");
-        assert!(text.contains("meta nfproto ipv6 meta l4proto { tcp, udp } th dport 53 drop"), "{text}");
+        assert!(
+            text.contains("th dport 53 ip daddr != { 10.66.0.1 } drop"),
+            "{text}"
+        );
+        assert!(
+            text.contains("meta nfproto ipv6 meta l4proto { tcp, udp } th dport 53 drop"),
+            "{text}"
+        );
         assert!(text.contains("oifname { \"wg0\" } accept"), "{text}");
-        assert!(text.contains("oifname { \"eth0\" } ip daddr { 192.168.0.0/16 } accept"), "{text}");
+        assert!(
+            text.contains("oifname { \"eth0\" } ip daddr { 192.168.0.0/16 } accept"),
+            "{text}"
+        );
         assert!(text.contains("policy drop"), "{text}");
     }
 }

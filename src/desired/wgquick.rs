@@ -13,7 +13,14 @@ use crate::config::validate::split_endpoint;
 
 /// Keys only wg-quick reads; netnsctl rejects them.
 pub const WG_QUICK_ONLY_KEYS: [&str; 8] = [
-    "PreUp", "PostUp", "PreDown", "PostDown", "SaveConfig", "Table", "MTU", "FwMark",
+    "PreUp",
+    "PostUp",
+    "PreDown",
+    "PostDown",
+    "SaveConfig",
+    "Table",
+    "MTU",
+    "FwMark",
 ];
 
 /// A parsed wg-quick file.
@@ -44,7 +51,11 @@ pub fn parse(text: &str, link: &str) -> Result<WgQuick, String> {
             match name.to_ascii_lowercase().as_str() {
                 "interface" => {}
                 "peer" => peers.push(WireGuardPeerSpec::default()),
-                _ => return Err(format!("line {number}: unknown section [{name}]: use [Interface] or [Peer]")),
+                _ => {
+                    return Err(format!(
+                        "line {number}: unknown section [{name}]: use [Interface] or [Peer]"
+                    ))
+                }
             }
             section = Some(name.to_ascii_lowercase());
             continue;
@@ -54,7 +65,10 @@ pub fn parse(text: &str, link: &str) -> Result<WgQuick, String> {
         };
         let key = key.trim();
         let value = value.trim();
-        if WG_QUICK_ONLY_KEYS.iter().any(|k| k.eq_ignore_ascii_case(key)) {
+        if WG_QUICK_ONLY_KEYS
+            .iter()
+            .any(|k| k.eq_ignore_ascii_case(key))
+        {
             return Err(format!(
                 "line {number}: {key} is a wg-quick key that netnsctl does not support and never \
                  executes; remove it (put commands in a unit that is a member of the namespace)"
@@ -73,7 +87,9 @@ pub fn parse(text: &str, link: &str) -> Result<WgQuick, String> {
             }
             (Some("interface"), "address") => {
                 for item in list() {
-                    let net = item.parse::<IpNet>().or_else(|_| item.parse::<IpAddr>().map(IpNet::from));
+                    let net = item
+                        .parse::<IpNet>()
+                        .or_else(|_| item.parse::<IpAddr>().map(IpNet::from));
                     addresses.push(net.map_err(|_| format!("line {number}: Address {item:?}: use an address with a prefix such as 10.66.0.2/32"))?);
                 }
             }
@@ -93,12 +109,15 @@ pub fn parse(text: &str, link: &str) -> Result<WgQuick, String> {
                         peer.public_key = value.to_owned();
                     }
                     "presharedkey" => {
-                        check_key(value).map_err(|m| format!("line {number}: PresharedKey: {m}"))?;
+                        check_key(value)
+                            .map_err(|m| format!("line {number}: PresharedKey: {m}"))?;
                         peer.preshared_key = Some(Secret(value.to_owned()));
                     }
                     "endpoint" => {
                         if split_endpoint(value).is_none() {
-                            return Err(format!("line {number}: Endpoint {value:?}: use HOST:PORT or [IPv6]:PORT"));
+                            return Err(format!(
+                                "line {number}: Endpoint {value:?}: use HOST:PORT or [IPv6]:PORT"
+                            ));
                         }
                         peer.endpoint = Some(value.to_owned());
                     }
@@ -122,7 +141,11 @@ pub fn parse(text: &str, link: &str) -> Result<WgQuick, String> {
                 }
             }
             (Some(_), _) => return Err(format!("line {number}: unknown key {key} in [Interface]")),
-            (None, _) => return Err(format!("line {number}: {key} before the first [Interface] section")),
+            (None, _) => {
+                return Err(format!(
+                    "line {number}: {key} before the first [Interface] section"
+                ))
+            }
         }
     }
     let private_key = private_key.ok_or("no PrivateKey in [Interface]")?;
@@ -147,7 +170,9 @@ pub fn parse(text: &str, link: &str) -> Result<WgQuick, String> {
 pub fn check_key(key: &str) -> Result<(), &'static str> {
     let valid = key.len() == 44
         && key.ends_with('=')
-        && key[..43].bytes().all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/');
+        && key[..43]
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/');
     if valid {
         Ok(())
     } else {
@@ -170,7 +195,10 @@ mod tests {
         );
         let parsed = parse(&text, "wg0").expect("valid file");
         assert_eq!(parsed.wireguard.addresses.len(), 2);
-        assert_eq!(parsed.nameservers, vec!["10.66.0.1".parse::<IpAddr>().unwrap()]);
+        assert_eq!(
+            parsed.nameservers,
+            vec!["10.66.0.1".parse::<IpAddr>().unwrap()]
+        );
         assert_eq!(parsed.search, vec!["corp.example".to_owned()]);
         assert_eq!(parsed.wireguard.peers.len(), 1);
         assert_eq!(parsed.wireguard.peers[0].public_key, KEY_B);

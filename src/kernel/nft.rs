@@ -124,7 +124,9 @@ pub fn run_script(script: &str, label: &str) -> Result<(), NftError> {
 pub fn list_table(family: &str, name: &str) -> Result<Option<String>, NftError> {
     match run(&["list", "table", family, name], "", "list") {
         Ok(listing) => Ok(Some(listing)),
-        Err(NftError::Rejected { message }) if message.contains("No such file or directory") => Ok(None),
+        Err(NftError::Rejected { message }) if message.contains("No such file or directory") => {
+            Ok(None)
+        }
         Err(err) => Err(err),
     }
 }
@@ -138,7 +140,10 @@ pub fn replace_table_script(family: &str, name: &str, table: &str) -> String {
 
 /// Replaces (or creates) one table atomically in the calling thread's namespace.
 pub fn replace_table(family: &str, name: &str, table: &str) -> Result<(), NftError> {
-    run_script(&replace_table_script(family, name, table), &format!("table {family} {name}"))
+    run_script(
+        &replace_table_script(family, name, table),
+        &format!("table {family} {name}"),
+    )
 }
 
 /// Deletes one table in the calling thread's namespace; a missing table is not an error.
@@ -178,7 +183,10 @@ pub fn ruleset_generation() -> io::Result<u32> {
     let size = socket.recv(&mut &mut buffer[..], 0)?;
     let reply = &buffer[..size];
     if reply.len() < 20 {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, "short nfnetlink reply"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "short nfnetlink reply",
+        ));
     }
     let reply_type = u16::from_ne_bytes([reply[4], reply[5]]);
     if reply_type == NLMSG_ERROR {
@@ -204,5 +212,8 @@ pub fn ruleset_generation() -> io::Result<u32> {
         }
         offset += (length + 3) & !3;
     }
-    Err(io::Error::new(io::ErrorKind::InvalidData, "nfnetlink reply has no generation id"))
+    Err(io::Error::new(
+        io::ErrorKind::InvalidData,
+        "nfnetlink reply has no generation id",
+    ))
 }

@@ -106,7 +106,8 @@ pub fn encode_key(key: &[u8; 32]) -> String {
     for chunk in key.chunks(3) {
         let mut buffer = [0u8; 3];
         buffer[..chunk.len()].copy_from_slice(chunk);
-        let value = (u32::from(buffer[0]) << 16) | (u32::from(buffer[1]) << 8) | u32::from(buffer[2]);
+        let value =
+            (u32::from(buffer[0]) << 16) | (u32::from(buffer[1]) << 8) | u32::from(buffer[2]);
         for i in 0..=chunk.len() {
             text.push(BASE64[((value >> (18 - 6 * i)) & 63) as usize] as char);
         }
@@ -118,10 +119,11 @@ pub fn encode_key(key: &[u8; 32]) -> String {
 }
 
 fn hex(key: &[u8; 32]) -> String {
-    key.iter().fold(String::with_capacity(64), |mut text, byte| {
-        let _ = write!(text, "{byte:02x}");
-        text
-    })
+    key.iter()
+        .fold(String::with_capacity(64), |mut text, byte| {
+            let _ = write!(text, "{byte:02x}");
+            text
+        })
 }
 
 fn unhex(text: &str) -> Option<[u8; 32]> {
@@ -140,7 +142,9 @@ fn invalid(message: impl Into<String>) -> io::Error {
 }
 
 fn key_hex(base64: &str) -> io::Result<String> {
-    decode_key(base64).map(|key| hex(&key)).ok_or_else(|| invalid("invalid WireGuard key"))
+    decode_key(base64)
+        .map(|key| hex(&key))
+        .ok_or_else(|| invalid("invalid WireGuard key"))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -174,7 +178,10 @@ pub fn start_userspace(name: &str) -> io::Result<u32> {
     if socket.exists() {
         return Err(io::Error::new(
             io::ErrorKind::AlreadyExists,
-            format!("{} exists: another wireguard-go runs a link named {name}", socket.display()),
+            format!(
+                "{} exists: another wireguard-go runs a link named {name}",
+                socket.display()
+            ),
         ));
     }
     let mut command = Command::new(&program);
@@ -226,14 +233,16 @@ pub fn start_userspace(name: &str) -> io::Result<u32> {
 
 /// Whether `pid` is a running wireguard-go process.
 pub fn is_wireguard_go(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|comm| comm.trim_end() == "wireguard-go")
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .is_ok_and(|comm| comm.trim_end() == "wireguard-go")
 }
 
 /// Stops a wireguard-go process (after checking that `pid` still is one) and removes its socket.
 pub fn stop_userspace(pid: Option<u32>, socket: Option<&Path>) -> io::Result<()> {
     if let Some(pid) = pid.filter(|&pid| is_wireguard_go(pid)) {
         let target = nix::unistd::Pid::from_raw(pid as i32);
-        nix::sys::signal::kill(target, nix::sys::signal::Signal::SIGTERM).map_err(io::Error::from)?;
+        nix::sys::signal::kill(target, nix::sys::signal::Signal::SIGTERM)
+            .map_err(io::Error::from)?;
         let start = Instant::now();
         while is_wireguard_go(pid) && start.elapsed() < Duration::from_secs(5) {
             std::thread::sleep(Duration::from_millis(10));
@@ -252,8 +261,12 @@ pub fn stop_userspace(pid: Option<u32>, socket: Option<&Path>) -> io::Result<()>
 }
 
 fn uapi_request(socket: &Path, request: &str) -> io::Result<Vec<(String, String)>> {
-    let mut stream = UnixStream::connect(socket)
-        .map_err(|err| io::Error::new(err.kind(), format!("cannot connect to {}: {err}", socket.display())))?;
+    let mut stream = UnixStream::connect(socket).map_err(|err| {
+        io::Error::new(
+            err.kind(),
+            format!("cannot connect to {}: {err}", socket.display()),
+        )
+    })?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     stream.write_all(request.as_bytes())?;
     let mut pairs = Vec::new();
@@ -262,11 +275,15 @@ fn uapi_request(socket: &Path, request: &str) -> io::Result<Vec<(String, String)
         if line.is_empty() {
             break;
         }
-        let (key, value) = line.split_once('=').ok_or_else(|| invalid(format!("invalid UAPI line {line:?}")))?;
+        let (key, value) = line
+            .split_once('=')
+            .ok_or_else(|| invalid(format!("invalid UAPI line {line:?}")))?;
         if key == "errno" {
             let errno: i32 = value.parse().unwrap_or(-1);
             if errno != 0 {
-                return Err(io::Error::other(format!("wireguard-go rejected the configuration (errno {errno})")));
+                return Err(io::Error::other(format!(
+                    "wireguard-go rejected the configuration (errno {errno})"
+                )));
             }
             break;
         }
@@ -283,7 +300,9 @@ pub fn uapi_get(socket: &Path) -> io::Result<Device> {
             "private_key" => device.private_key = unhex(&value).map(|key| encode_key(&key)),
             "listen_port" => device.listen_port = value.parse().unwrap_or(0),
             "public_key" => device.peers.push(Peer {
-                public_key: unhex(&value).map(|key| encode_key(&key)).unwrap_or_default(),
+                public_key: unhex(&value)
+                    .map(|key| encode_key(&key))
+                    .unwrap_or_default(),
                 ..Peer::default()
             }),
             _ => {
@@ -292,11 +311,15 @@ pub fn uapi_get(socket: &Path) -> io::Result<Device> {
                 };
                 match key.as_str() {
                     "preshared_key" => {
-                        peer.preshared_key = unhex(&value).filter(|key| key != &[0; 32]).map(|key| encode_key(&key));
+                        peer.preshared_key = unhex(&value)
+                            .filter(|key| key != &[0; 32])
+                            .map(|key| encode_key(&key));
                     }
                     "endpoint" => peer.endpoint = value.parse().ok(),
                     "allowed_ip" => peer.allowed_ips.extend(value.parse::<IpNet>().ok()),
-                    "persistent_keepalive_interval" => peer.persistent_keepalive = value.parse().unwrap_or(0),
+                    "persistent_keepalive_interval" => {
+                        peer.persistent_keepalive = value.parse().unwrap_or(0)
+                    }
                     "rx_bytes" => peer.rx_bytes = value.parse().unwrap_or(0),
                     "tx_bytes" => peer.tx_bytes = value.parse().unwrap_or(0),
                     _ => {}
@@ -332,7 +355,11 @@ pub fn uapi_set_request(change: &DeviceChange) -> io::Result<String> {
         if let Some(endpoint) = peer.endpoint {
             let _ = writeln!(text, "endpoint={endpoint}");
         }
-        let _ = writeln!(text, "persistent_keepalive_interval={}", peer.persistent_keepalive.unwrap_or(0));
+        let _ = writeln!(
+            text,
+            "persistent_keepalive_interval={}",
+            peer.persistent_keepalive.unwrap_or(0)
+        );
         text.push_str("replace_allowed_ips=true\n");
         for allowed in &peer.allowed_ips {
             let _ = writeln!(text, "allowed_ip={allowed}");
@@ -428,17 +455,28 @@ impl Genl {
         let mut socket = Socket::new(NETLINK_GENERIC)?;
         socket.bind_auto()?;
         socket.connect(&NetlinkAddr::new(0, 0))?;
-        Ok(Genl { socket, sequence: 0 })
+        Ok(Genl {
+            socket,
+            sequence: 0,
+        })
     }
 
     /// Sends one request and returns the payloads (after the generic header) of the replies.
-    fn request(&mut self, family: u16, command: u8, flags: u16, attributes: &Attributes) -> io::Result<Vec<Vec<u8>>> {
+    fn request(
+        &mut self,
+        family: u16,
+        command: u8,
+        flags: u16,
+        attributes: &Attributes,
+    ) -> io::Result<Vec<Vec<u8>>> {
         self.sequence += 1;
         let length = 16 + 4 + attributes.0.len();
         let mut message = Vec::with_capacity(length);
         message.extend_from_slice(&(length as u32).to_ne_bytes());
         message.extend_from_slice(&family.to_ne_bytes());
-        message.extend_from_slice(&(flags | libc::NLM_F_REQUEST as u16 | libc::NLM_F_ACK as u16).to_ne_bytes());
+        message.extend_from_slice(
+            &(flags | libc::NLM_F_REQUEST as u16 | libc::NLM_F_ACK as u16).to_ne_bytes(),
+        );
         message.extend_from_slice(&self.sequence.to_ne_bytes());
         message.extend_from_slice(&0u32.to_ne_bytes());
         message.extend_from_slice(&[command, 1, 0, 0]);
@@ -452,7 +490,8 @@ impl Genl {
             let mut offset = 0;
             while offset + 16 <= size {
                 let header = &buffer[offset..size];
-                let length = u32::from_ne_bytes([header[0], header[1], header[2], header[3]]) as usize;
+                let length =
+                    u32::from_ne_bytes([header[0], header[1], header[2], header[3]]) as usize;
                 let kind = u16::from_ne_bytes([header[4], header[5]]);
                 if length < 16 || offset + length > size {
                     return Err(invalid("malformed generic netlink reply"));
@@ -489,7 +528,12 @@ impl Genl {
             .flat_map(|reply| parse_attributes(reply))
             .find(|(kind, value)| *kind == CTRL_ATTR_FAMILY_ID && value.len() >= 2)
             .map(|(_, value)| u16::from_ne_bytes([value[0], value[1]]))
-            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("generic netlink family {name} not found")))
+            .ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!("generic netlink family {name} not found"),
+                )
+            })
     }
 }
 
@@ -544,7 +588,10 @@ pub fn kernel_set(link: &str, change: &DeviceChange) -> io::Result<()> {
     let mut attributes = Attributes::new();
     ifname_attribute(&mut attributes, link);
     if let Some(key) = &change.private_key {
-        attributes.put(WGDEVICE_A_PRIVATE_KEY, &decode_key(key).ok_or_else(|| invalid("invalid private key"))?);
+        attributes.put(
+            WGDEVICE_A_PRIVATE_KEY,
+            &decode_key(key).ok_or_else(|| invalid("invalid private key"))?,
+        );
     }
     if let Some(port) = change.listen_port {
         attributes.put(WGDEVICE_A_LISTEN_PORT, &port.to_ne_bytes());
@@ -556,14 +603,20 @@ pub fn kernel_set(link: &str, change: &DeviceChange) -> io::Result<()> {
     let mut index = 0u16;
     for key in &change.remove_peers {
         let mut peer = Attributes::new();
-        peer.put(WGPEER_A_PUBLIC_KEY, &decode_key(key).ok_or_else(|| invalid("invalid public key"))?);
+        peer.put(
+            WGPEER_A_PUBLIC_KEY,
+            &decode_key(key).ok_or_else(|| invalid("invalid public key"))?,
+        );
         peer.put(WGPEER_A_FLAGS, &WGPEER_F_REMOVE_ME.to_ne_bytes());
         peers.nested(index, peer);
         index += 1;
     }
     for config in &change.peers {
         let mut peer = Attributes::new();
-        peer.put(WGPEER_A_PUBLIC_KEY, &decode_key(&config.public_key).ok_or_else(|| invalid("invalid public key"))?);
+        peer.put(
+            WGPEER_A_PUBLIC_KEY,
+            &decode_key(&config.public_key).ok_or_else(|| invalid("invalid public key"))?,
+        );
         let preshared = match &config.preshared_key {
             Some(key) => decode_key(key).ok_or_else(|| invalid("invalid preshared key"))?,
             None => [0; 32],
@@ -596,7 +649,8 @@ pub fn kernel_set(link: &str, change: &DeviceChange) -> io::Result<()> {
     if index > 0 {
         attributes.nested(WGDEVICE_A_PEERS, peers);
     }
-    genl.request(family, WG_CMD_SET_DEVICE, 0, &attributes).map(drop)
+    genl.request(family, WG_CMD_SET_DEVICE, 0, &attributes)
+        .map(drop)
 }
 
 /// Reads kernel link `link` in the calling thread's namespace.
@@ -605,13 +659,21 @@ pub fn kernel_get(link: &str) -> io::Result<Device> {
     let family = genl.family_id("wireguard")?;
     let mut attributes = Attributes::new();
     ifname_attribute(&mut attributes, link);
-    let replies = genl.request(family, WG_CMD_GET_DEVICE, libc::NLM_F_DUMP as u16, &attributes)?;
+    let replies = genl.request(
+        family,
+        WG_CMD_GET_DEVICE,
+        libc::NLM_F_DUMP as u16,
+        &attributes,
+    )?;
     let mut device = Device::default();
     for reply in &replies {
         for (kind, value) in parse_attributes(reply) {
             match kind {
                 WGDEVICE_A_PRIVATE_KEY => {
-                    device.private_key = <[u8; 32]>::try_from(value).ok().filter(|k| k != &[0; 32]).map(|k| encode_key(&k));
+                    device.private_key = <[u8; 32]>::try_from(value)
+                        .ok()
+                        .filter(|k| k != &[0; 32])
+                        .map(|k| encode_key(&k));
                 }
                 WGDEVICE_A_LISTEN_PORT if value.len() >= 2 => {
                     device.listen_port = u16::from_ne_bytes([value[0], value[1]]);
@@ -633,9 +695,16 @@ fn parse_kernel_peer(bytes: &[u8]) -> Peer {
     let u64_of = |value: &[u8]| value.try_into().map(u64::from_ne_bytes).unwrap_or(0);
     for (kind, value) in parse_attributes(bytes) {
         match kind {
-            WGPEER_A_PUBLIC_KEY => peer.public_key = <[u8; 32]>::try_from(value).map(|k| encode_key(&k)).unwrap_or_default(),
+            WGPEER_A_PUBLIC_KEY => {
+                peer.public_key = <[u8; 32]>::try_from(value)
+                    .map(|k| encode_key(&k))
+                    .unwrap_or_default()
+            }
             WGPEER_A_PRESHARED_KEY => {
-                peer.preshared_key = <[u8; 32]>::try_from(value).ok().filter(|k| k != &[0; 32]).map(|k| encode_key(&k));
+                peer.preshared_key = <[u8; 32]>::try_from(value)
+                    .ok()
+                    .filter(|k| k != &[0; 32])
+                    .map(|k| encode_key(&k));
             }
             WGPEER_A_ENDPOINT => peer.endpoint = parse_sockaddr(value),
             WGPEER_A_PERSISTENT_KEEPALIVE_INTERVAL if value.len() >= 2 => {
@@ -650,7 +719,9 @@ fn parse_kernel_peer(bytes: &[u8]) -> Peer {
                     for (kind, value) in parse_attributes(entry) {
                         match kind {
                             WGALLOWEDIP_A_IPADDR if value.len() == 4 => {
-                                address = Some(IpAddr::V4(Ipv4Addr::new(value[0], value[1], value[2], value[3])));
+                                address = Some(IpAddr::V4(Ipv4Addr::new(
+                                    value[0], value[1], value[2], value[3],
+                                )));
                             }
                             WGALLOWEDIP_A_IPADDR if value.len() == 16 => {
                                 let octets: [u8; 16] = value.try_into().expect("length checked");
@@ -676,27 +747,41 @@ fn parse_kernel_peer(bytes: &[u8]) -> Peer {
 pub fn read_device(namespace: &str, record: &WireGuardRecord) -> io::Result<Device> {
     match record.backend {
         WireGuardBackend::Userspace => {
-            let socket = record.socket.clone().unwrap_or_else(|| uapi_socket(&record.underlay_name));
+            let socket = record
+                .socket
+                .clone()
+                .unwrap_or_else(|| uapi_socket(&record.underlay_name));
             uapi_get(&socket)
         }
         WireGuardBackend::Kernel => {
             let link = record.link.clone();
-            super::netns::in_netns(&super::netns::netns_path(namespace), move || kernel_get(&link))?
+            super::netns::in_netns(&super::netns::netns_path(namespace), move || {
+                kernel_get(&link)
+            })?
         }
     }
 }
 
 /// Applies a change to a recorded link with the backend that runs it.
-pub fn set_device(namespace: &str, record: &WireGuardRecord, change: &DeviceChange) -> io::Result<()> {
+pub fn set_device(
+    namespace: &str,
+    record: &WireGuardRecord,
+    change: &DeviceChange,
+) -> io::Result<()> {
     match record.backend {
         WireGuardBackend::Userspace => {
-            let socket = record.socket.clone().unwrap_or_else(|| uapi_socket(&record.underlay_name));
+            let socket = record
+                .socket
+                .clone()
+                .unwrap_or_else(|| uapi_socket(&record.underlay_name));
             uapi_set(&socket, change)
         }
         WireGuardBackend::Kernel => {
             let link = record.link.clone();
             let change = change.clone();
-            super::netns::in_netns(&super::netns::netns_path(namespace), move || kernel_set(&link, &change))?
+            super::netns::in_netns(&super::netns::netns_path(namespace), move || {
+                kernel_set(&link, &change)
+            })?
         }
     }
 }
@@ -724,7 +809,10 @@ mod tests {
     #[test]
     fn invalid_keys_rejected() {
         assert_eq!(decode_key("short="), None);
-        assert_eq!(decode_key(&"!".repeat(43).replace('!', "A").replace("AAA", "A-A")), None);
+        assert_eq!(
+            decode_key(&"!".repeat(43).replace('!', "A").replace("AAA", "A-A")),
+            None
+        );
     }
 
     #[test]
@@ -751,10 +839,19 @@ mod tests {
         };
         let text = uapi_set_request(&change).unwrap();
         assert!(text.starts_with("set=1\nprivate_key="), "{text}");
-        assert!(text.contains("listen_port=51820\nreplace_peers=true\n"), "{text}");
+        assert!(
+            text.contains("listen_port=51820\nreplace_peers=true\n"),
+            "{text}"
+        );
         assert!(text.contains("endpoint=192.0.2.1:51820\n"), "{text}");
-        assert!(text.contains("persistent_keepalive_interval=25\n"), "{text}");
-        assert!(text.contains("replace_allowed_ips=true\nallowed_ip=0.0.0.0/0\n"), "{text}");
+        assert!(
+            text.contains("persistent_keepalive_interval=25\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("replace_allowed_ips=true\nallowed_ip=0.0.0.0/0\n"),
+            "{text}"
+        );
         assert!(text.ends_with("\n\n"), "{text}");
     }
 }

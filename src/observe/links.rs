@@ -19,7 +19,8 @@ pub struct NetState {
 impl NetState {
     /// Reads the calling thread's network namespace.
     pub fn read() -> Result<NetState, String> {
-        let mut netlink = Netlink::open().map_err(|err| format!("cannot open rtnetlink socket: {err}"))?;
+        let mut netlink =
+            Netlink::open().map_err(|err| format!("cannot open rtnetlink socket: {err}"))?;
         Ok(NetState {
             links: netlink.dump_links().map_err(|err| err.to_string())?,
             addresses: netlink.dump_addresses().map_err(|err| err.to_string())?,
@@ -105,7 +106,12 @@ pub fn has_links(record: &Record) -> bool {
 pub fn touched_namespaces(desired: &Desired) -> Vec<String> {
     let mut names: Vec<String> = desired.namespaces.keys().cloned().collect();
     for spec in desired.namespaces.values() {
-        names.extend(spec.config.veth.iter().filter_map(|veth| veth.peer_namespace.clone()));
+        names.extend(
+            spec.config
+                .veth
+                .iter()
+                .filter_map(|veth| veth.peer_namespace.clone()),
+        );
         names.extend(spec.wireguard.iter().filter_map(|wg| wg.underlay.clone()));
     }
     names.sort();
@@ -159,7 +165,13 @@ pub fn observe_host(desired: &Desired) -> ObservedHost {
         }
         if let Ok(Some(record)) = state::read_record(&name) {
             host.other_links.extend(record.host_links.iter().cloned());
-            host.other_bridges.extend(record.host_rules.masquerade.iter().map(|rule| rule.host_link.clone()));
+            host.other_bridges.extend(
+                record
+                    .host_rules
+                    .masquerade
+                    .iter()
+                    .map(|rule| rule.host_link.clone()),
+            );
             if !record.host_rules.is_empty() {
                 host.other_rules.insert(name, record.host_rules);
             }
@@ -169,7 +181,10 @@ pub fn observe_host(desired: &Desired) -> ObservedHost {
         Ok(Some(listing)) => Some(crate::desired::hex_digest(listing.as_bytes())),
         Ok(None) => None,
         Err(err) => {
-            host.errors.push(format!("cannot list nftables table inet {}: {err}", links::HOST_TABLE));
+            host.errors.push(format!(
+                "cannot list nftables table inet {}: {err}",
+                links::HOST_TABLE
+            ));
             None
         }
     };
@@ -181,7 +196,9 @@ pub fn observe_host(desired: &Desired) -> ObservedHost {
     }
     for key in keys {
         let value = match sysctl::read(&key) {
-            Ok(sysctl::SysctlState::Value(value)) | Ok(sysctl::SysctlState::ReadOnly(value)) => Some(value),
+            Ok(sysctl::SysctlState::Value(value)) | Ok(sysctl::SysctlState::ReadOnly(value)) => {
+                Some(value)
+            }
             _ => None,
         };
         host.sysctls.insert(key, value);
@@ -196,7 +213,9 @@ pub fn route_localnet_key(link: &str) -> String {
 }
 
 /// WireGuard configuration read back from a running link, keyed by namespace and link.
-pub fn observe_wireguard(desired: &Desired) -> BTreeMap<(String, String), Result<wireguard::Device, String>> {
+pub fn observe_wireguard(
+    desired: &Desired,
+) -> BTreeMap<(String, String), Result<wireguard::Device, String>> {
     let mut found = BTreeMap::new();
     for name in desired.namespaces.keys() {
         let Ok(Some(record)) = state::read_record(name) else {

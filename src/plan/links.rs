@@ -138,7 +138,11 @@ pub fn plan_links(
     let mut all_rules: BTreeMap<String, HostRules> = host.other_rules.clone();
     for (spec, fresh) in managed {
         let name = spec.name.as_str();
-        let record = match observed.namespaces.get(name).and_then(|seen| seen.record.as_ref()) {
+        let record = match observed
+            .namespaces
+            .get(name)
+            .and_then(|seen| seen.record.as_ref())
+        {
             Some(record) if !fresh => record.clone(),
             _ => Record::default(),
         };
@@ -184,14 +188,29 @@ pub fn plan_links(
     plan.steps.extend(buckets.into_steps());
 }
 
-fn plan_bridges(desired: &Desired, host: &ObservedHost, host_net: &NetState, buckets: &mut Buckets, plan: &mut Plan) {
+fn plan_bridges(
+    desired: &Desired,
+    host: &ObservedHost,
+    host_net: &NetState,
+    buckets: &mut Buckets,
+    plan: &mut Plan,
+) {
     for (bridge, config) in &desired.bridges {
         let netns = None;
         match host_net.link(bridge) {
             None => {
-                buckets.bridges.push(Step::CreateBridge { bridge: bridge.clone() });
+                buckets.bridges.push(Step::CreateBridge {
+                    bridge: bridge.clone(),
+                });
                 plan_up(buckets, super::HOST, &netns, bridge, false);
-                plan_addresses(buckets, super::HOST, &netns, bridge, &config.addresses, None);
+                plan_addresses(
+                    buckets,
+                    super::HOST,
+                    &netns,
+                    bridge,
+                    &config.addresses,
+                    None,
+                );
             }
             Some(link) if link.kind.as_deref() != Some("bridge") => {
                 note(
@@ -216,7 +235,9 @@ fn plan_bridges(desired: &Desired, host: &ObservedHost, host_net: &NetState, buc
     }
     for bridge in &host.record.bridges {
         if !desired.bridges.contains_key(bridge) && host_net.link(bridge).is_some() {
-            buckets.bridge_deletes.push(Step::DeleteBridge { bridge: bridge.clone() });
+            buckets.bridge_deletes.push(Step::DeleteBridge {
+                bridge: bridge.clone(),
+            });
         }
     }
 }
@@ -255,7 +276,10 @@ fn plan_veths<'a>(
                     plan,
                     name,
                     Level::Warning,
-                    format!("link {} exists and was not created by netnsctl; veth left alone", veth.name),
+                    format!(
+                        "link {} exists and was not created by netnsctl; veth left alone",
+                        veth.name
+                    ),
                 );
                 continue;
             }
@@ -284,8 +308,20 @@ fn plan_veths<'a>(
             }
             (Some(inside), outside) => (Some(inside), outside),
         };
-        plan_up(buckets, name, &own, &veth.name, inside.is_some_and(|link| link.up));
-        plan_up(buckets, name, &peer_netns, &veth.peer, outside.is_some_and(|link| link.up));
+        plan_up(
+            buckets,
+            name,
+            &own,
+            &veth.name,
+            inside.is_some_and(|link| link.up),
+        );
+        plan_up(
+            buckets,
+            name,
+            &peer_netns,
+            &veth.peer,
+            outside.is_some_and(|link| link.up),
+        );
         plan_addresses(
             buckets,
             name,
@@ -296,7 +332,10 @@ fn plan_veths<'a>(
         );
         if let Some(bridge) = &veth.peer_bridge {
             let bridge_index = host_net.link(bridge).map(|link| link.index);
-            if outside.is_none() || outside.and_then(|link| link.controller) != bridge_index || bridge_index.is_none() {
+            if outside.is_none()
+                || outside.and_then(|link| link.controller) != bridge_index
+                || bridge_index.is_none()
+            {
                 buckets.ports.push(Step::SetBridgePort {
                     namespace: name.to_owned(),
                     link: veth.peer.clone(),
@@ -327,12 +366,19 @@ fn plan_veths<'a>(
 
 /// Whether an observed peer matches the declared one. An endpoint given as a host name is not
 /// compared, because it is resolved only when applied.
-fn peer_matches(wanted: &crate::desired::WireGuardPeerSpec, seen: &crate::kernel::wireguard::Peer) -> bool {
+fn peer_matches(
+    wanted: &crate::desired::WireGuardPeerSpec,
+    seen: &crate::kernel::wireguard::Peer,
+) -> bool {
     let mut wanted_ips = wanted.allowed_ips.clone();
     wanted_ips.sort();
     let mut seen_ips = seen.allowed_ips.clone();
     seen_ips.sort();
-    let endpoint_matches = match wanted.endpoint.as_deref().and_then(|e| e.parse::<std::net::SocketAddr>().ok()) {
+    let endpoint_matches = match wanted
+        .endpoint
+        .as_deref()
+        .and_then(|e| e.parse::<std::net::SocketAddr>().ok())
+    {
         Some(endpoint) => seen.endpoint == Some(endpoint),
         None => wanted.endpoint.is_some() || seen.endpoint.is_none(),
     };
@@ -345,7 +391,9 @@ fn peer_matches(wanted: &crate::desired::WireGuardPeerSpec, seen: &crate::kernel
 /// Plans configuration steps for a running WireGuard link from what it reports.
 fn plan_wireguard_device(name: &str, wg: &WireGuardSpec, device: &Device, buckets: &mut Buckets) {
     let key_differs = device.private_key.as_deref() != Some(wg.private_key.0.as_str());
-    let port_differs = wg.listen_port.is_some_and(|port| port != device.listen_port);
+    let port_differs = wg
+        .listen_port
+        .is_some_and(|port| port != device.listen_port);
     if key_differs || port_differs {
         buckets.wireguard.push(Step::SetWireGuardInterface {
             namespace: name.to_owned(),
@@ -353,7 +401,10 @@ fn plan_wireguard_device(name: &str, wg: &WireGuardSpec, device: &Device, bucket
         });
     }
     for peer in &wg.peers {
-        let seen = device.peers.iter().find(|seen| seen.public_key == peer.public_key);
+        let seen = device
+            .peers
+            .iter()
+            .find(|seen| seen.public_key == peer.public_key);
         if !seen.is_some_and(|seen| peer_matches(peer, seen)) {
             buckets.wireguard.push(Step::SetWireGuardPeer {
                 namespace: name.to_owned(),
@@ -363,7 +414,11 @@ fn plan_wireguard_device(name: &str, wg: &WireGuardSpec, device: &Device, bucket
         }
     }
     for seen in &device.peers {
-        if !wg.peers.iter().any(|peer| peer.public_key == seen.public_key) {
+        if !wg
+            .peers
+            .iter()
+            .any(|peer| peer.public_key == seen.public_key)
+        {
             buckets.wireguard.push(Step::RemoveWireGuardPeer {
                 namespace: name.to_owned(),
                 link: wg.link.clone(),
@@ -392,7 +447,10 @@ fn plan_wireguard<'a>(
                     plan,
                     name,
                     Level::Warning,
-                    format!("link {} exists and was not created by netnsctl; WireGuard link left alone", wg.link),
+                    format!(
+                        "link {} exists and was not created by netnsctl; WireGuard link left alone",
+                        wg.link
+                    ),
                 );
                 continue;
             }
@@ -403,12 +461,22 @@ fn plan_wireguard<'a>(
                         plan,
                         name,
                         Level::Warning,
-                        format!("cannot read the configuration of WireGuard link {}: {err}", wg.link),
+                        format!(
+                            "cannot read the configuration of WireGuard link {}: {err}",
+                            wg.link
+                        ),
                     ),
                     None => {}
                 }
                 plan_up(buckets, name, &own, &wg.link, link.up);
-                plan_addresses(buckets, name, &own, &wg.link, &wg.addresses, Some(net.addresses_of(&wg.link)));
+                plan_addresses(
+                    buckets,
+                    name,
+                    &own,
+                    &wg.link,
+                    &wg.addresses,
+                    Some(net.addresses_of(&wg.link)),
+                );
             }
             None => {
                 if net_of(&wg.underlay).is_none() {
@@ -467,7 +535,9 @@ fn plan_moved_links(
                 plan,
                 name,
                 Level::Warning,
-                format!("interfaces: link {link} exists neither in the host namespace nor in {name}"),
+                format!(
+                    "interfaces: link {link} exists neither in the host namespace nor in {name}"
+                ),
             );
         }
     }
@@ -487,7 +557,10 @@ fn plan_routes(spec: &NamespaceSpec, record: &Record, net: &NetState, buckets: &
     let name = spec.name.as_str();
     let wanted = links::routes(&spec.config);
     let present = |route: &crate::state::RouteRecord| {
-        let oif = route.dev.as_deref().map(|dev| net.link(dev).map(|link| link.index));
+        let oif = route
+            .dev
+            .as_deref()
+            .map(|dev| net.link(dev).map(|link| link.index));
         net.routes.iter().any(|seen| {
             seen.destination == route.destination
                 && seen.gateway == route.gateway
@@ -516,7 +589,11 @@ fn plan_routes(spec: &NamespaceSpec, record: &Record, net: &NetState, buckets: &
     }
 }
 
-fn plan_host_table(host: &ObservedHost, rules: &BTreeMap<String, HostRules>, buckets: &mut Buckets) {
+fn plan_host_table(
+    host: &ObservedHost,
+    rules: &BTreeMap<String, HostRules>,
+    buckets: &mut Buckets,
+) {
     match links::render_host_table(rules) {
         Some(text) => {
             let digest = hex_digest(text.as_bytes());
