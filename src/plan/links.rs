@@ -621,3 +621,6 @@ fn plan_host_table(
         None => {}
     }
 }
+
+#[cfg(test)]
+mod tests;
