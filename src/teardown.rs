@@ -26,7 +26,7 @@ pub struct Teardown {
 pub fn down(names: &[String], force: bool) -> Teardown {
     let mut result = Teardown::default();
     let mut processes: Option<HashMap<(u64, u64), Vec<Process>>> = None;
-    for name in names {
+    for name in &underlays_last(names) {
         let record = match state::read_record(name) {
             Ok(Some(record)) => record,
             Ok(None) => {
@@ -107,6 +107,51 @@ pub fn down(names: &[String], force: bool) -> Teardown {
         result.failures.extend(update_host());
     }
     result
+}
+
+/// Orders `names` so that a namespace comes after every namespace whose WireGuard link uses it
+/// as underlay: the wireguard-go process of such a link runs in the underlay and would otherwise
+/// keep it from being removed.
+fn underlays_last(names: &[String]) -> Vec<String> {
+    let underlays: BTreeMap<&String, Vec<String>> = names
+        .iter()
+        .map(|name| {
+            let used = state::read_record(name)
+                .ok()
+                .flatten()
+                .map(|record| {
+                    record
+                        .wireguard
+                        .into_iter()
+                        .filter_map(|wg| wg.underlay)
+                        .collect()
+                })
+                .unwrap_or_default();
+            (name, used)
+        })
+        .collect();
+    let mut remaining: Vec<&String> = names.iter().collect();
+    let mut ordered = Vec::new();
+    while !remaining.is_empty() {
+        let free: Vec<&String> = remaining
+            .iter()
+            .copied()
+            .filter(|name| {
+                !remaining
+                    .iter()
+                    .any(|other| underlays[other].contains(name))
+            })
+            .collect();
+        // A cycle cannot be ordered; the rest keeps its order.
+        let next = if free.is_empty() {
+            remaining.clone()
+        } else {
+            free
+        };
+        remaining.retain(|name| !next.contains(name));
+        ordered.extend(next.into_iter().cloned());
+    }
+    ordered
 }
 
 /// Removes what netnsctl made for a namespace besides the namespace itself: WireGuard links
