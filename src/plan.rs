@@ -213,7 +213,7 @@ impl Step {
     }
 }
 
-/// What [`Step::namespace`] returns for steps on the host namespace alone.
+/// Name that [`Step::namespace`] returns for steps on the host namespace alone.
 pub const HOST: &str = "host";
 
 fn netns_name(netns: &Option<String>) -> String {

@@ -101,7 +101,7 @@ impl HostRules {
     }
 }
 
-/// How a WireGuard link is run.
+/// Backend that runs a WireGuard link.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum WireGuardBackend {
@@ -136,7 +136,7 @@ pub struct WireGuardRecord {
     pub socket: Option<PathBuf>,
 }
 
-/// What netnsctl made in the host namespace that no single namespace owns.
+/// Objects netnsctl made in the host namespace that no single namespace owns.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HostRecord {
     pub version: u32,

@@ -270,7 +270,7 @@ fn update_host() -> Vec<String> {
     if remaining.is_empty() && !host.bridges.is_empty() {
         match Netlink::open() {
             Ok(mut netlink) => {
-                let mut kept = Vec::new();
+                let mut remaining_bridges = Vec::new();
                 for bridge in &host.bridges {
                     let deleted = match netlink.get_link(LinkId::Name(bridge)) {
                         Ok(Some(found)) => {
@@ -281,12 +281,12 @@ fn update_host() -> Vec<String> {
                     };
                     if let Err(err) = deleted {
                         failures.push(err);
-                        kept.push(bridge.clone());
+                        remaining_bridges.push(bridge.clone());
                     } else {
                         tracing::info!(bridge = bridge.as_str(), "deleted bridge");
                     }
                 }
-                host.bridges = kept;
+                host.bridges = remaining_bridges;
             }
             Err(err) => failures.push(format!("cannot open rtnetlink socket: {err}")),
         }

@@ -1,6 +1,6 @@
 //! Links on the real kernel: veth pairs, bridges, addresses, routes, port mappings, masquerade,
 //! moved links, the killswitch and WireGuard through wireguard-go. Every test runs in its own
-//! network and mount namespace (tests/sandbox-runner), which plays the host; packets go only
+//! network and mount namespace (tests/sandbox-runner), which plays the host. Packets go only
 //! between that namespace and namespaces the test creates.
 
 mod support;
@@ -28,7 +28,7 @@ fn in_ns<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> T {
     })
 }
 
-/// A TCP server that answers every connection with the peer address it saw.
+/// A TCP server that replies to every connection with the peer address it saw.
 struct Server {
     address: SocketAddr,
 }
@@ -765,10 +765,16 @@ fn wg_quick_file_imported() {
         .unwrap()
         .to_string_lossy()
         .into_owned();
-    let shown = run_ok("wg", &["show", &name]);
-    assert!(shown.contains(&peer_public), "{shown}");
-    assert!(shown.contains("10.51.0.2:51820"), "{shown}");
-    assert!(shown.contains("every 15 seconds"), "{shown}");
+    let wg_show_output = run_ok("wg", &["show", &name]);
+    assert!(wg_show_output.contains(&peer_public), "{wg_show_output}");
+    assert!(
+        wg_show_output.contains("10.51.0.2:51820"),
+        "{wg_show_output}"
+    );
+    assert!(
+        wg_show_output.contains("every 15 seconds"),
+        "{wg_show_output}"
+    );
     assert!(plan_steps(&env).is_empty());
     env.ok(&["down", "vpn"]);
     assert!(std::fs::read_dir("/run/wireguard")

@@ -435,6 +435,8 @@ fn in_underlay<T: Send>(
 
 /// Resolves a peer's endpoint in the calling thread's namespace. A host name is looked up with
 /// the system resolver; the first address returned is used.
+// NOTE: the resolver reads netnsctl's own /etc/resolv.conf, also when the underlay is a named
+// namespace with its own /etc/netns/NAME/resolv.conf; only the DNS packets use the underlay.
 fn peer_config(peer: &WireGuardPeerSpec) -> Result<PeerConfig, String> {
     let endpoint = match &peer.endpoint {
         None => None,
@@ -457,12 +459,10 @@ fn peer_config(peer: &WireGuardPeerSpec) -> Result<PeerConfig, String> {
     })
 }
 
-/// Whether a failed `RTM_NEWLINK` of kind wireguard means the kernel has no WireGuard module.
+/// Whether a failed `RTM_NEWLINK` of kind wireguard means the kernel has no WireGuard module:
+/// the kernel returns EOPNOTSUPP for an unknown link kind once loading the module failed.
 fn is_missing_kernel_support(errno: Option<i32>) -> bool {
-    matches!(
-        errno,
-        Some(libc::EOPNOTSUPP) | Some(libc::ENODEV) | Some(libc::EINVAL) | Some(libc::ENOENT)
-    )
+    matches!(errno, Some(libc::EOPNOTSUPP) | Some(libc::ENODEV))
 }
 
 /// Creates the link under its underlay name with the kernel module, or else starts wireguard-go.

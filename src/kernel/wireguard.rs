@@ -585,6 +585,7 @@ fn parse_sockaddr(bytes: &[u8]) -> Option<SocketAddr> {
 pub fn kernel_set(link: &str, change: &DeviceChange) -> io::Result<()> {
     let mut genl = Genl::open()?;
     let family = genl.family_id("wireguard")?;
+
     let mut attributes = Attributes::new();
     ifname_attribute(&mut attributes, link);
     if let Some(key) = &change.private_key {
@@ -599,6 +600,8 @@ pub fn kernel_set(link: &str, change: &DeviceChange) -> io::Result<()> {
     if change.replace_peers {
         attributes.put(WGDEVICE_A_FLAGS, &WGDEVICE_F_REPLACE_PEERS.to_ne_bytes());
     }
+
+    // Peers are a nested list whose entries are numbered from 0.
     let mut peers = Attributes::new();
     let mut index = 0u16;
     for key in &change.remove_peers {
@@ -611,6 +614,7 @@ pub fn kernel_set(link: &str, change: &DeviceChange) -> io::Result<()> {
         peers.nested(index, peer);
         index += 1;
     }
+
     for config in &change.peers {
         let mut peer = Attributes::new();
         peer.put(
@@ -630,6 +634,7 @@ pub fn kernel_set(link: &str, change: &DeviceChange) -> io::Result<()> {
             WGPEER_A_PERSISTENT_KEEPALIVE_INTERVAL,
             &config.persistent_keepalive.unwrap_or(0).to_ne_bytes(),
         );
+
         let mut allowed = Attributes::new();
         for (i, net) in config.allowed_ips.iter().enumerate() {
             let mut entry = Attributes::new();
@@ -646,6 +651,7 @@ pub fn kernel_set(link: &str, change: &DeviceChange) -> io::Result<()> {
         peers.nested(index, peer);
         index += 1;
     }
+
     if index > 0 {
         attributes.nested(WGDEVICE_A_PEERS, peers);
     }

@@ -59,8 +59,6 @@ pub struct ObservedHost {
     pub other_rules: BTreeMap<String, HostRules>,
     /// Host links recorded by namespaces outside this run.
     pub other_links: Vec<String>,
-    /// Whether a namespace outside this run still uses a bridge as a port's controller.
-    pub other_bridges: Vec<String>,
     /// SHA-256 of `nft list table inet netnsctl`; `None` when the table does not exist.
     pub table_listing_digest: Option<String>,
     /// Host sysctls netnsctl may set, with their values; `None` when the key does not exist.
@@ -165,13 +163,6 @@ pub fn observe_host(desired: &Desired) -> ObservedHost {
         }
         if let Ok(Some(record)) = state::read_record(&name) {
             host.other_links.extend(record.host_links.iter().cloned());
-            host.other_bridges.extend(
-                record
-                    .host_rules
-                    .masquerade
-                    .iter()
-                    .map(|rule| rule.host_link.clone()),
-            );
             if !record.host_rules.is_empty() {
                 host.other_rules.insert(name, record.host_rules);
             }

@@ -129,7 +129,7 @@ pub fn plan_links(
         .filter(|(_, fresh)| *fresh)
         .map(|(spec, _)| spec.name.as_str())
         .collect();
-    // A namespace created by this plan has no links yet, whatever an old observation says.
+    // A namespace created by this plan has no links yet, whatever an old observation shows.
     let net_of = |netns: &Option<String>| -> Option<&NetState> {
         match netns {
             None => Some(host_net),
