@@ -397,6 +397,7 @@ fn drift_in_addresses_and_routes_repaired() {
         &["-n", "web", "route", "del", "default", "via", "10.77.0.1"],
     );
     run_ok("ip", &["address", "del", "10.90.0.1/24", "dev", "br-lab"]);
+    run_ok("ip", &["link", "set", "ve-lab-a", "nomaster"]);
 
     let status = env.ok(&["status"]);
     assert!(
@@ -412,10 +413,16 @@ fn drift_in_addresses_and_routes_repaired() {
         "{status}"
     );
 
+    assert!(
+        status.contains("make host link ve-lab-a a port of bridge br-lab"),
+        "{status}"
+    );
+
     let steps = plan_steps(&env);
-    assert_eq!(steps.len(), 3, "{steps:?}");
+    assert_eq!(steps.len(), 4, "{steps:?}");
     env.ok(&["apply"]);
     assert!(plan_steps(&env).is_empty());
+    assert!(run_ok("ip", &["-o", "link", "show", "ve-lab-a"]).contains("master br-lab"));
     assert!(ping(Some("web"), "fd77::1"));
     assert!(run_ok("ip", &["-n", "web", "route", "show", "default"]).contains("via 10.77.0.1"));
 

@@ -177,19 +177,20 @@ fn run_step(context: &mut Context, step: &Step, outcome: &mut Outcome) -> Result
             context.save(namespace)?;
             let own =
                 netns::open_netns(&netns::netns_path(namespace)).map_err(|err| err.to_string())?;
+            // Both ends name their namespace, the host end too (this process's namespace), so
+            // neither is ever created in the wrong place and renamed or moved afterwards.
             let peer_file = match peer_netns {
-                Some(name) => Some(
-                    netns::open_netns(&netns::netns_path(name)).map_err(|err| err.to_string())?,
-                ),
-                None => None,
-            };
+                Some(name) => netns::open_netns(&netns::netns_path(name)),
+                None => netns::open_netns(std::path::Path::new("/proc/self/ns/net")),
+            }
+            .map_err(|err| err.to_string())?;
             context
                 .netlink(&None)?
                 .add_veth(
                     link,
                     Some(own.as_raw_fd()),
                     peer,
-                    peer_file.as_ref().map(|f| f.as_raw_fd()),
+                    Some(peer_file.as_raw_fd()),
                 )
                 .map_err(|err| err.to_string())
         }

@@ -57,8 +57,6 @@ pub struct ObservedHost {
     pub record: HostRecord,
     /// Host rules recorded by namespaces outside this run, by namespace.
     pub other_rules: BTreeMap<String, HostRules>,
-    /// Host links recorded by namespaces outside this run.
-    pub other_links: Vec<String>,
     /// SHA-256 of `nft list table inet netnsctl`; `None` when the table does not exist.
     pub table_listing_digest: Option<String>,
     /// Host sysctls netnsctl may set, with their values; `None` when the key does not exist.
@@ -162,7 +160,6 @@ pub fn observe_host(desired: &Desired) -> ObservedHost {
             continue;
         }
         if let Ok(Some(record)) = state::read_record(&name) {
-            host.other_links.extend(record.host_links.iter().cloned());
             if !record.host_rules.is_empty() {
                 host.other_rules.insert(name, record.host_rules);
             }

@@ -471,3 +471,37 @@ fn vanished_wireguard_link_is_recreated() {
         ]
     );
 }
+
+#[test]
+fn partial_run_keeps_other_namespaces_rules() {
+    let all = desired(LAB);
+    let mut observed = converged(&all);
+    // `apply db`: web is outside the run, and its recorded rules stay in the host table.
+    let mut only_db = all.clone();
+    only_db.namespaces.retain(|name, _| name == "db");
+    observed.namespaces.retain(|name, _| name == "db");
+    let web = links::host_rules(&all.namespaces["web"].config);
+    observed
+        .host
+        .as_mut()
+        .unwrap()
+        .other_rules
+        .insert("web".into(), web);
+    let plan = plan(&only_db, &observed);
+    assert_eq!(actions(&plan.steps), Vec::<String>::new());
+}
+
+#[test]
+fn last_mapping_removed_deletes_host_table() {
+    let before = desired(LAB);
+    let observed = converged(&before);
+    let without = LAB.replace(
+        "[[namespaces.web.port_mapping]]\nprotocol = \"tcp\"\nhost_port = 8080\nport = 80\n",
+        "",
+    );
+    let plan = plan(&desired(&without), &observed);
+    assert_eq!(
+        actions(&plan.steps),
+        ["host: delete nftables table inet netnsctl"]
+    );
+}
