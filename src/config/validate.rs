@@ -251,6 +251,7 @@ pub fn validate(loaded: &LoadedConfig) -> Result<(), ConfigErrors> {
     }
 
     check_link_ownership(&mut checker, config);
+    checker.errors.extend(super::units::check(loaded));
 
     if checker.errors.is_empty() {
         Ok(())
