@@ -204,7 +204,7 @@ fn remove_links(name: &str, record: &Record) -> Vec<String> {
     // Host ends vanish with their pairs; one still present (its namespace end was moved away,
     // say) is deleted here.
     if !record.host_links.is_empty() {
-        match Netlink::open() {
+        match netns::in_host_netns(Netlink::open).and_then(|socket| socket) {
             Ok(mut netlink) => {
                 for link in &record.host_links {
                     if let Ok(Some(found)) = netlink.get_link(LinkId::Name(link)) {
@@ -225,6 +225,12 @@ fn remove_links(name: &str, record: &Record) -> Vec<String> {
 /// Rebuilds the host table from the records that remain, restores net.ipv4.ip_forward when no
 /// rule needs it any more, and deletes the bridges netnsctl made once no namespace is left.
 fn update_host() -> Vec<String> {
+    netns::in_host_netns(update_host_here)
+        .unwrap_or_else(|err| vec![format!("cannot enter the host namespace: {err}")])
+}
+
+/// Does the work of [`update_host`] on a thread inside the host namespace.
+fn update_host_here() -> Vec<String> {
     let mut failures = Vec::new();
     let Ok(mut host) = state::read_host_record() else {
         return failures;

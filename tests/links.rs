@@ -808,3 +808,54 @@ fn wg_quick_file_imported() {
     assert!(!marker.exists());
     assert!(ip_netns_list().is_empty());
 }
+
+#[test]
+fn attach_puts_host_end_in_parent_namespace() {
+    if !require_root("attach_puts_host_end_in_parent_namespace") {
+        return;
+    }
+    // systemd's PrivateNetwork=yes runs `netnsctl attach` inside the new namespace; unshare
+    // does the same here, with this test's namespace as the parent's.
+    let env = Env::new(PORTS);
+    let output = std::process::Command::new("unshare")
+        .args(["--net", "--"])
+        .arg(netnsctl_bin())
+        .arg("-c")
+        .arg(&env.config)
+        .args(["attach", "web"])
+        .output()
+        .expect("run unshare");
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(host_links().contains(" ve-web@"), "{}", host_links());
+    assert!(links_in("web").contains(" eth0@"), "{}", links_in("web"));
+    assert!(
+        host_tables().contains("table inet netnsctl"),
+        "{}",
+        host_tables()
+    );
+    let _server = Server::start(Some("web"), "10.77.0.2:80");
+    assert_eq!(fetch(None, "127.0.0.1:8080").unwrap(), "10.77.0.1");
+
+    // ExecStop= runs `netnsctl down` inside the namespace too.
+    let output = std::process::Command::new("nsenter")
+        .args(["--net=/run/netns/web", "--"])
+        .arg(netnsctl_bin())
+        .arg("-c")
+        .arg(&env.config)
+        .args(["down", "--force", "web"])
+        .output()
+        .expect("run nsenter");
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(!host_links().contains(" ve-web"), "{}", host_links());
+    assert!(!host_tables().contains("netnsctl"), "{}", host_tables());
+}

@@ -1,6 +1,7 @@
-//! The link phase of apply: runs after every namespace of the run exists, in plan order, from
-//! the calling thread (which must be in the host namespace). Netlink sockets are opened once per
-//! namespace on a short-lived thread inside it and reused.
+//! The link phase of apply: runs after every namespace of the run exists, in plan order. Netlink
+//! sockets are opened once per namespace on a short-lived thread inside it and reused. Sysctls,
+//! nft and wireguard-go for the host run on threads inside the host namespace
+//! ([`netns::host_netns_path`]).
 //!
 //! Records are written before each change that creates something, so a run killed halfway
 //! leaves every made link owned and the next `down` or `apply` finds it.
@@ -33,9 +34,11 @@ impl Context<'_> {
     fn netlink(&mut self, netns: &Option<String>) -> Result<&mut Netlink, String> {
         if !self.sockets.contains_key(netns) {
             let socket = match netns {
-                None => {
-                    Netlink::open().map_err(|err| format!("cannot open rtnetlink socket: {err}"))?
-                }
+                None => netns::in_host_netns(Netlink::open)
+                    .and_then(|socket| socket)
+                    .map_err(|err| {
+                        format!("cannot open rtnetlink socket in the host namespace: {err}")
+                    })?,
                 Some(name) => netns::in_netns(&netns::netns_path(name), Netlink::open)
                     .and_then(|socket| socket)
                     .map_err(|err| {
@@ -181,7 +184,7 @@ fn run_step(context: &mut Context, step: &Step, outcome: &mut Outcome) -> Result
             // neither is ever created in the wrong place and renamed or moved afterwards.
             let peer_file = match peer_netns {
                 Some(name) => netns::open_netns(&netns::netns_path(name)),
-                None => netns::open_netns(std::path::Path::new("/proc/self/ns/net")),
+                None => netns::open_netns(&netns::host_netns_path()),
             }
             .map_err(|err| err.to_string())?;
             context
@@ -264,7 +267,9 @@ fn run_step(context: &mut Context, step: &Step, outcome: &mut Outcome) -> Result
                     Some(current.clone().unwrap_or_else(|| "0".into()));
                 context.save_host()?;
             }
-            sysctl::write(key, value).map_err(|err| format!("cannot set {key} = {value}: {err}"))
+            netns::in_host_netns(|| sysctl::write(key, value))
+                .and_then(|written| written)
+                .map_err(|err| format!("cannot set {key} = {value}: {err}"))
         }
         Step::AddRoute {
             namespace,
@@ -383,17 +388,22 @@ fn run_step(context: &mut Context, step: &Step, outcome: &mut Outcome) -> Result
             wireguard::set_device(namespace, &record, &change).map_err(|err| err.to_string())
         }
         Step::LoadHostTable { text, .. } => {
-            nft::replace_table("inet", links::HOST_TABLE, text)
-                .map_err(|err| format!("host table not loaded, the previous one stays: {err}"))?;
-            let listing =
-                nft::list_table("inet", links::HOST_TABLE).map_err(|err| err.to_string())?;
+            let loaded = netns::in_host_netns(|| {
+                nft::replace_table("inet", links::HOST_TABLE, text).map_err(|err| {
+                    format!("host table not loaded, the previous one stays: {err}")
+                })?;
+                nft::list_table("inet", links::HOST_TABLE).map_err(|err| err.to_string())
+            });
+            let listing = loaded.map_err(|err| err.to_string())??;
             context.host_record.table_digest = Some(crate::desired::hex_digest(text.as_bytes()));
             context.host_record.table_listing_digest =
                 listing.map(|listing| crate::desired::hex_digest(listing.as_bytes()));
             context.save_host()
         }
         Step::DeleteHostTable => {
-            nft::delete_table("inet", links::HOST_TABLE).map_err(|err| err.to_string())?;
+            netns::in_host_netns(|| nft::delete_table("inet", links::HOST_TABLE))
+                .map_err(|err| err.to_string())?
+                .map_err(|err| err.to_string())?;
             context.host_record.table_digest = None;
             context.host_record.table_listing_digest = None;
             context.save_host()
@@ -429,7 +439,7 @@ fn in_underlay<T: Send>(
     f: impl FnOnce() -> T + Send,
 ) -> Result<T, String> {
     match underlay {
-        None => Ok(netns::on_thread(f)),
+        None => netns::in_host_netns(f).map_err(|err| err.to_string()),
         Some(name) => netns::in_netns(&netns::netns_path(name), f).map_err(|err| err.to_string()),
     }
 }
@@ -639,7 +649,7 @@ pub fn move_link_to_host(netlink: &mut Netlink, link: &str) -> io::Result<bool> 
     else {
         return Ok(false);
     };
-    let host = std::fs::File::open("/proc/self/ns/net")?;
+    let host = netns::open_netns(&netns::host_netns_path())?;
     netlink
         .set_link_netns(found.index, host.as_raw_fd(), None)
         .map_err(|err| io::Error::other(err.to_string()))?;

@@ -146,6 +146,17 @@ pub fn observe_namespaces(names: &[String]) -> (BTreeMap<String, NetState>, Vec<
 /// Reads the host side: links, the host table, records of other namespaces and the sysctls
 /// netnsctl sets on host links.
 pub fn observe_host(desired: &Desired) -> ObservedHost {
+    match netns::in_host_netns(|| read_host(desired)) {
+        Ok(host) => host,
+        Err(err) => ObservedHost {
+            errors: vec![format!("cannot enter the host namespace: {err}")],
+            ..ObservedHost::default()
+        },
+    }
+}
+
+/// Reads the host side from a thread inside the host namespace.
+fn read_host(desired: &Desired) -> ObservedHost {
     let mut host = ObservedHost::default();
     match NetState::read() {
         Ok(net) => host.net = Some(net),
