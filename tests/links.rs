@@ -859,3 +859,56 @@ fn attach_puts_host_end_in_parent_namespace() {
     assert!(!host_links().contains(" ve-web"), "{}", host_links());
     assert!(!host_tables().contains("netnsctl"), "{}", host_tables());
 }
+
+#[test]
+fn apply_killed_at_every_step_recovers() {
+    if !require_root("apply_killed_at_every_step_recovers") {
+        return;
+    }
+    // The lab plus host rules: a port mapping and masquerade.
+    let config = LAB.replace(
+        "peer_addresses = [\"10.77.0.1/30\", \"fd77::1/64\"]\n",
+        "peer_addresses = [\"10.77.0.1/30\", \"fd77::1/64\"]\nmasquerade = true\n",
+    )
+        + "\n[[namespaces.web.port_mapping]]\nprotocol = \"tcp\"\nhost_port = 8080\nport = 80\n";
+    let env = Env::new(&config);
+    let total = plan_steps(&env).len();
+    assert!(total > 20, "{total} steps");
+    for kill_after in 1..total {
+        let output = std::process::Command::new(netnsctl_bin())
+            .args(["apply", "-c"])
+            .arg(&env.config)
+            .env("NETNSCTL_KILL_AFTER_STEPS", kill_after.to_string())
+            .output()
+            .expect("run netnsctl");
+        assert_eq!(
+            output.status.code(),
+            None,
+            "apply was not killed after step {kill_after}"
+        );
+
+        env.ok(&["apply"]);
+        let steps = plan_steps(&env);
+        assert!(
+            steps.is_empty(),
+            "after a kill at step {kill_after}: {steps:?}"
+        );
+
+        env.ok(&["down", "--all"]);
+        let host = host_links();
+        for link in ["ve-web", "ve-lab-a", "ve-lab-b", "br-lab"] {
+            assert!(
+                !host.contains(&format!(" {link}")),
+                "kill at {kill_after}: {link} left: {host}"
+            );
+        }
+        assert!(
+            ip_netns_list().is_empty(),
+            "kill at {kill_after}: {:?}",
+            ip_netns_list()
+        );
+        assert!(!host_tables().contains("netnsctl"), "kill at {kill_after}");
+        let forward = run_ok("sysctl", &["-n", "net.ipv4.ip_forward"]);
+        assert_eq!(forward.trim(), "0", "kill at {kill_after}");
+    }
+}

@@ -480,6 +480,19 @@ fn is_missing_kernel_support(errno: Option<i32>) -> bool {
 fn start_link(underlay_name: &str) -> Result<(WireGuardBackend, Option<u32>), String> {
     let mut netlink =
         Netlink::open().map_err(|err| format!("cannot open rtnetlink socket: {err}"))?;
+    // The name is netnsctl's own; a link left with it by an interrupted run goes first.
+    if let Some(stale) = netlink
+        .get_link(LinkId::Name(underlay_name))
+        .map_err(|err| err.to_string())?
+    {
+        tracing::warn!(
+            link = underlay_name,
+            "deleting a WireGuard link left by an earlier run"
+        );
+        netlink
+            .del_link(stale.index)
+            .map_err(|err| err.to_string())?;
+    }
     match netlink.add_link(underlay_name, InfoKind::Wireguard) {
         Ok(()) => Ok((WireGuardBackend::Kernel, None)),
         Err(err) if is_missing_kernel_support(err.errno()) => {

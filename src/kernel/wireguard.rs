@@ -176,13 +176,18 @@ pub fn start_userspace(name: &str) -> io::Result<u32> {
     let program = wireguard_go_program();
     let socket = uapi_socket(name);
     if socket.exists() {
-        return Err(io::Error::new(
-            io::ErrorKind::AlreadyExists,
-            format!(
-                "{} exists: another wireguard-go runs a link named {name}",
-                socket.display()
-            ),
-        ));
+        if UnixStream::connect(&socket).is_ok() {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!(
+                    "{} exists: another wireguard-go runs a link named {name}",
+                    socket.display()
+                ),
+            ));
+        }
+        // Nobody listens: the socket of a wireguard-go that was killed.
+        tracing::warn!(socket = %socket.display(), "removing a stale UAPI socket");
+        std::fs::remove_file(&socket)?;
     }
     let mut command = Command::new(&program);
     command
@@ -580,8 +585,8 @@ fn parse_sockaddr(bytes: &[u8]) -> Option<SocketAddr> {
 }
 
 /// Applies a change to kernel link `link` in the calling thread's namespace.
-// NOTE: written against linux/wireguard.h; this machine has no wireguard module, so the tests
-// exercise only the userspace backend.
+// NOTE: untested: the test machines have no WireGuard module, so the tests exercise only the
+// userspace backend.
 pub fn kernel_set(link: &str, change: &DeviceChange) -> io::Result<()> {
     let mut genl = Genl::open()?;
     let family = genl.family_id("wireguard")?;
