@@ -78,6 +78,10 @@ pub fn down(names: &[String], force: bool) -> Teardown {
             }
         }
         let link_failures = remove_links(name, &record);
+        if !record.wireguard.is_empty() {
+            // Stopped wireguard-go processes no longer keep their underlay namespaces busy.
+            processes = None;
+        }
         if !link_failures.is_empty() {
             result.failures.extend(
                 link_failures

@@ -529,9 +529,12 @@ impl WireGuardGoGuard {
     }
 }
 
+/// Checks whether `pid` is a live wireguard-go process; zombies (state Z) do not count.
 fn is_wireguard_go(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/comm"))
-        .is_ok_and(|comm| comm.trim_end() == "wireguard-go")
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    stat.contains(" (wireguard-go) ") && !stat.contains(") Z ")
 }
 
 impl Drop for WireGuardGoGuard {
@@ -910,5 +913,76 @@ fn apply_killed_at_every_step_recovers() {
         assert!(!host_tables().contains("netnsctl"), "kill at {kill_after}");
         let forward = run_ok("sysctl", &["-n", "net.ipv4.ip_forward"]);
         assert_eq!(forward.trim(), "0", "kill at {kill_after}");
+    }
+}
+
+/// Process ids of wireguard-go processes in the calling thread's network namespace.
+fn wireguard_go_here() -> Vec<u32> {
+    use std::os::unix::fs::MetadataExt;
+    let own = std::fs::metadata("/proc/thread-self/ns/net").unwrap().ino();
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let same_netns =
+            std::fs::metadata(format!("/proc/{pid}/ns/net")).is_ok_and(|m| m.ino() == own);
+        if same_netns && is_wireguard_go(pid) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+#[test]
+fn wireguard_apply_killed_at_every_step_recovers() {
+    if !require_root("wireguard_apply_killed_at_every_step_recovers") {
+        return;
+    }
+    let _guard = WireGuardGoGuard;
+    let env = Env::new("");
+    env.write_config(&vpn_lab(env.dir.path()));
+    let total = plan_steps(&env).len();
+    for kill_after in 1..total {
+        let output = std::process::Command::new(netnsctl_bin())
+            .args(["apply", "-c"])
+            .arg(&env.config)
+            .env("NETNSCTL_KILL_AFTER_STEPS", kill_after.to_string())
+            .output()
+            .expect("run netnsctl");
+        assert_eq!(
+            output.status.code(),
+            None,
+            "apply was not killed after step {kill_after}"
+        );
+
+        env.ok(&["apply"]);
+        let steps = plan_steps(&env);
+        assert!(
+            steps.is_empty(),
+            "after a kill at step {kill_after}: {steps:?}"
+        );
+        assert_eq!(
+            WireGuardGoGuard::recorded_pids().len(),
+            2,
+            "kill at {kill_after}"
+        );
+
+        env.ok(&["down", "--all"]);
+        assert!(
+            ip_netns_list().is_empty(),
+            "kill at {kill_after}: {:?}",
+            ip_netns_list()
+        );
+        let left = wireguard_go_here();
+        assert!(
+            left.is_empty(),
+            "kill at {kill_after}: wireguard-go {left:?} left"
+        );
+        assert!(
+            !host_links().contains("nnc"),
+            "kill at {kill_after}: {}",
+            host_links()
+        );
     }
 }

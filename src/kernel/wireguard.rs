@@ -236,10 +236,19 @@ pub fn start_userspace(name: &str) -> io::Result<u32> {
     }
 }
 
-/// Whether `pid` is a running wireguard-go process.
+/// Checks whether `pid` is a running wireguard-go process. A zombie does not count: once
+/// netnsctl has exited, only the process that inherited it (init or a subreaper) reaps it.
 pub fn is_wireguard_go(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/comm"))
-        .is_ok_and(|comm| comm.trim_end() == "wireguard-go")
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // Format: "PID (COMM) STATE ...", where COMM may itself contain ") ".
+    let Some((head, tail)) = stat.rsplit_once(") ") else {
+        return false;
+    };
+    let comm = head.split_once(" (").map_or("", |(_, comm)| comm);
+    let state = tail.chars().next().unwrap_or('?');
+    comm == "wireguard-go" && !matches!(state, 'Z' | 'X')
 }
 
 /// Stops a wireguard-go process (after checking that `pid` still is one) and removes its socket.
