@@ -233,7 +233,7 @@ fn update_host() -> Vec<String> {
         .unwrap_or_else(|err| vec![format!("cannot enter the host namespace: {err}")])
 }
 
-/// Does the work of [`update_host`] on a thread inside the host namespace.
+/// Updates the host as [`update_host`] describes, on a thread inside the host namespace.
 fn update_host_here() -> Vec<String> {
     let mut failures = Vec::new();
     let Ok(mut host) = state::read_host_record() else {

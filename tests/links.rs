@@ -550,7 +550,7 @@ impl Drop for WireGuardGoGuard {
     }
 }
 
-/// The `counter packets N` of the rule with `comment "NAME"` in a namespace's ruleset.
+/// Returns the `counter packets N` of the rule with `comment "NAME"` in a namespace's ruleset.
 fn counter_in(ns: &str, name: &str) -> u64 {
     let ruleset = ruleset_in(ns);
     let line = ruleset

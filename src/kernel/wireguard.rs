@@ -185,7 +185,7 @@ pub fn start_userspace(name: &str) -> io::Result<u32> {
                 ),
             ));
         }
-        // Nobody listens: the socket of a wireguard-go that was killed.
+        // No process listens, so the socket belongs to a wireguard-go that was killed.
         tracing::warn!(socket = %socket.display(), "removing a stale UAPI socket");
         std::fs::remove_file(&socket)?;
     }
