@@ -128,27 +128,32 @@ pub enum Step {
         link: String,
     },
     /// Create a WireGuard link in its underlay, configure it, and move it into the namespace.
+    #[serde(rename = "create-wireguard")]
     CreateWireGuard {
         namespace: String,
         link: String,
         underlay: Option<String>,
     },
     /// Stop a WireGuard link netnsctl created that the config no longer declares.
+    #[serde(rename = "delete-wireguard")]
     DeleteWireGuard {
         namespace: String,
         link: String,
     },
     /// Set a WireGuard link's private key and listen port.
+    #[serde(rename = "set-wireguard-interface")]
     SetWireGuardInterface {
         namespace: String,
         link: String,
     },
     /// Add or update one peer of a WireGuard link.
+    #[serde(rename = "set-wireguard-peer")]
     SetWireGuardPeer {
         namespace: String,
         link: String,
         public_key: String,
     },
+    #[serde(rename = "remove-wireguard-peer")]
     RemoveWireGuardPeer {
         namespace: String,
         link: String,

@@ -505,3 +505,33 @@ fn last_mapping_removed_deletes_host_table() {
         ["host: delete nftables table inet netnsctl"]
     );
 }
+
+#[test]
+fn link_steps_serialize_with_action_tag() {
+    let peer = Step::SetWireGuardPeer {
+        namespace: "vpn".into(),
+        link: "wg0".into(),
+        public_key: KEY_B.into(),
+    };
+    let json = serde_json::to_value(&peer).unwrap();
+    assert_eq!(json["action"], "set-wireguard-peer");
+    assert_eq!(json["public_key"], KEY_B);
+
+    let table = Step::LoadHostTable {
+        reason: "rules changed".into(),
+        text: "table inet netnsctl {}".into(),
+    };
+    let json = serde_json::to_value(&table).unwrap();
+    assert_eq!(json["action"], "load-host-table");
+    assert!(json.get("text").is_none(), "{json}");
+
+    let address = Step::AddAddress {
+        namespace: "web".into(),
+        netns: None,
+        link: "ve-web".into(),
+        address: "10.77.0.1/30".parse().unwrap(),
+    };
+    let json = serde_json::to_value(&address).unwrap();
+    assert_eq!(json["netns"], serde_json::Value::Null);
+    assert_eq!(json["address"], "10.77.0.1/30");
+}
