@@ -29,6 +29,11 @@ pub struct Record {
     /// The namespace existed before and `adopt = true` took it over.
     #[serde(default)]
     pub adopted: bool,
+    /// Inode of the namespace netnsctl created or adopted. A different namespace registered
+    /// under the same name later is not netnsctl's. `None` in records written before the
+    /// namespace was entered.
+    #[serde(default)]
+    pub netns_inode: Option<u64>,
     /// SHA-256 of the ruleset text last loaded, when netnsctl loaded one.
     #[serde(default)]
     pub ruleset_digest: Option<String>,

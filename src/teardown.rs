@@ -27,6 +27,7 @@ pub struct Teardown {
 pub fn down(names: &[String], force: bool) -> Teardown {
     let mut result = Teardown::default();
     let mut processes: Option<HashMap<(u64, u64), Vec<Process>>> = None;
+    let mut released_any = false;
     for name in &underlays_last(names) {
         let record = match state::read_record(name) {
             Ok(Some(record)) => record,
@@ -43,7 +44,37 @@ pub fn down(names: &[String], force: bool) -> Teardown {
             }
         };
         let path = netns::netns_path(name);
-        match netns::inspect(&path) {
+        let file = netns::inspect(&path);
+        if let Some(reason) = release_reason(&record, file.as_ref().ok()) {
+            // Netnsctl forgets the namespace but leaves it, and its files, where they are. The
+            // links it made in an adopted namespace go; in a namespace registered anew under the
+            // name, links of the same names are not netnsctl's and stay.
+            let link_failures = if record.adopted {
+                remove_links(name, &record)
+            } else {
+                stop_wireguard(name, &record)
+            };
+            if !link_failures.is_empty() {
+                result.failures.extend(
+                    link_failures
+                        .into_iter()
+                        .map(|failure| format!("{name}: {failure}")),
+                );
+                continue;
+            }
+            if let Err(err) = state::remove_record(name) {
+                result
+                    .failures
+                    .push(format!("{name}: cannot remove state record: {err}"));
+                continue;
+            }
+            result
+                .warnings
+                .push(format!("{name}: {reason}; released, left in place"));
+            released_any = true;
+            continue;
+        }
+        match file {
             Ok(NetnsFile::Attached { dev, ino }) => {
                 let own_pid = std::process::id();
                 let inside: Vec<Process> = processes
@@ -109,7 +140,7 @@ pub fn down(names: &[String], force: bool) -> Teardown {
         tracing::info!(namespace = name.as_str(), "removed namespace");
         result.removed.push(name.clone());
     }
-    if !result.removed.is_empty() {
+    if !result.removed.is_empty() || released_any {
         result.failures.extend(update_host());
     }
     result
@@ -164,12 +195,7 @@ fn underlays_last(names: &[String]) -> Vec<String> {
 /// (stopping wireguard-go), veth pairs, and links moved in, which go back to the host. Returns
 /// the failures; on any failure the record stays so a later `down` can retry.
 fn remove_links(name: &str, record: &Record) -> Vec<String> {
-    let mut failures = Vec::new();
-    for wg in &record.wireguard {
-        if let Err(err) = crate::apply::links::delete_wireguard(name, wg) {
-            failures.push(err);
-        }
-    }
+    let mut failures = stop_wireguard(name, record);
     let path = netns::netns_path(name);
     let attached = matches!(netns::inspect(&path), Ok(NetnsFile::Attached { .. }));
     if attached && (!record.veths.is_empty() || !record.moved_links.is_empty()) {
@@ -224,6 +250,15 @@ fn remove_links(name: &str, record: &Record) -> Vec<String> {
         }
     }
     failures
+}
+
+/// Stops the namespace's WireGuard links. Returns the failures.
+fn stop_wireguard(name: &str, record: &Record) -> Vec<String> {
+    record
+        .wireguard
+        .iter()
+        .filter_map(|wg| crate::apply::links::delete_wireguard(name, wg).err())
+        .collect()
 }
 
 /// Rebuilds the host table from the records that remain, restores net.ipv4.ip_forward when no
@@ -307,6 +342,24 @@ fn update_host_here() -> Vec<String> {
         failures.push(format!("cannot write host state record: {err}"));
     }
     failures
+}
+
+/// Returns why `down` must not delete a recorded namespace: netnsctl adopted it rather than
+/// created it, or the namespace registered under the name now is not the one it recorded.
+fn release_reason(record: &state::Record, file: Option<&NetnsFile>) -> Option<&'static str> {
+    if record.adopted {
+        return Some("adopted, not created by netnsctl");
+    }
+    let Some(&NetnsFile::Attached { dev, ino }) = file else {
+        return None;
+    };
+    if record.netns_inode.is_some_and(|recorded| recorded != ino) {
+        return Some("registered again outside netnsctl since netnsctl created it");
+    }
+    if record.netns_inode != Some(ino) && netns::host_namespaces().contains(&(dev, ino)) {
+        return Some("the host's network namespace or the one netnsctl runs in");
+    }
+    None
 }
 
 /// Removes /etc/netns/NAME/resolv.conf and the directory when nothing else is in it. Files other

@@ -74,6 +74,13 @@ fn register(name: &str, adopt: bool) -> Result<bool, String> {
     let path = netns::netns_path(name);
     let own =
         netns::process_netns().map_err(|err| format!("cannot read /proc/self/ns/net: {err}"))?;
+    if netns::init_netns().is_ok_and(|init| init == own) {
+        return Err(
+            "netnsctl runs in the host's network namespace (PID 1's); attach registers the \
+             namespace of a unit with PrivateNetwork=yes, so run it as that unit's ExecStart="
+                .into(),
+        );
+    }
     let record = state::read_record(name).map_err(|err| err.to_string())?;
     let owned = record.is_some();
     let current =
@@ -108,6 +115,7 @@ fn register(name: &str, adopt: bool) -> Result<bool, String> {
     // known to be netnsctl's.
     let record = Record {
         version: RECORD_VERSION,
+        netns_inode: Some(own.1),
         ..Record::default()
     };
     state::write_record(name, &record)

@@ -239,6 +239,22 @@ pub fn process_netns() -> io::Result<(u64, u64)> {
     Ok((meta.dev(), meta.ino()))
 }
 
+/// Returns the device and inode of the network namespaces netnsctl must never manage as a
+/// named namespace: PID 1's (the host's) and the one netnsctl itself runs in.
+pub fn host_namespaces() -> Vec<(u64, u64)> {
+    ["/proc/1/ns/net", "/proc/self/ns/net"]
+        .iter()
+        .filter_map(|path| std::fs::metadata(path).ok())
+        .map(|meta| (meta.dev(), meta.ino()))
+        .collect()
+}
+
+/// Returns the device and inode of PID 1's network namespace.
+pub fn init_netns() -> io::Result<(u64, u64)> {
+    let meta = std::fs::metadata("/proc/1/ns/net")?;
+    Ok((meta.dev(), meta.ino()))
+}
+
 /// Returns the device and inode of the calling thread's network namespace.
 pub fn current_thread_netns() -> io::Result<(u64, u64)> {
     let meta = std::fs::metadata("/proc/thread-self/ns/net")?;

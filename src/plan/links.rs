@@ -143,12 +143,9 @@ pub fn plan_links(
     let mut all_rules: BTreeMap<String, HostRules> = host.other_rules.clone();
     for (spec, fresh) in managed {
         let name = spec.name.as_str();
-        let record = match observed
-            .namespaces
-            .get(name)
-            .and_then(|seen| seen.record.as_ref())
-        {
-            Some(record) if !fresh => record.clone(),
+        // The record lists netnsctl's links only while the namespace is the one it recorded.
+        let record = match observed.namespaces.get(name) {
+            Some(seen) if !fresh && seen.owned() => seen.record.clone().unwrap_or_default(),
             _ => Record::default(),
         };
         let own: Option<String> = Some(name.to_owned());

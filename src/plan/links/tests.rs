@@ -216,6 +216,7 @@ fn converged(desired: &Desired) -> Observed {
                 }),
                 resolv_conf: Some(spec.resolv_conf.clone().into_bytes()),
                 errors: Vec::new(),
+                host_namespace: false,
             },
         );
     }
