@@ -986,3 +986,39 @@ fn wireguard_apply_killed_at_every_step_recovers() {
         );
     }
 }
+
+#[test]
+fn adopted_namespace_keeps_only_its_own_links() {
+    if !require_root("adopted_namespace_keeps_only_its_own_links") {
+        return;
+    }
+    run_ok("ip", &["netns", "add", "lab"]);
+    run_ok(
+        "ip",
+        &[
+            "-n", "lab", "link", "add", "mine0", "type", "veth", "peer", "name", "mine1",
+        ],
+    );
+    let env = Env::new(
+        r#"
+        [namespaces.lab]
+        adopt = true
+        [[namespaces.lab.veth]]
+        name = "eth0"
+        peer = "ve-lab"
+        addresses = ["10.79.0.2/30"]
+        peer_addresses = ["10.79.0.1/30"]
+        "#,
+    );
+    env.ok(&["apply"]);
+    assert!(ping(None, "10.79.0.2"));
+
+    // down releases an adopted namespace: it stays, netnsctl's veth goes, the other link stays.
+    env.ok(&["down", "lab"]);
+    assert!(ip_netns_list().contains(&"lab".to_owned()));
+    let links = links_in("lab");
+    assert!(!links.contains(" eth0@"), "{links}");
+    assert!(links.contains(" mine0@"), "{links}");
+    assert!(!host_links().contains(" ve-lab"), "{}", host_links());
+    run_ok("ip", &["netns", "delete", "lab"]);
+}
