@@ -786,6 +786,37 @@ fn wg_quick_file_imported() {
         "{wg_show_output}"
     );
     assert!(plan_steps(&env).is_empty());
+
+    // A changed peer setting changes that peer only; the link and its process stay.
+    let pids = WireGuardGoGuard::recorded_pids();
+    let text = std::fs::read_to_string(&conf).unwrap();
+    std::fs::write(
+        &conf,
+        text.replace("PersistentKeepalive = 15", "PersistentKeepalive = 20"),
+    )
+    .unwrap();
+    let steps = plan_steps(&env);
+    assert_eq!(steps.len(), 1, "{steps:?}");
+    assert_eq!(steps[0]["action"], "set-wireguard-peer");
+    env.ok(&["apply"]);
+    let wg_show_output = run_ok("wg", &["show", &name]);
+    assert!(
+        wg_show_output.contains("every 20 seconds"),
+        "{wg_show_output}"
+    );
+    assert_eq!(WireGuardGoGuard::recorded_pids(), pids);
+    assert!(plan_steps(&env).is_empty());
+
+    // A peer removed by hand is drift, and apply adds it back.
+    run_ok("wg", &["set", &name, "peer", &peer_public, "remove"]);
+    let status = env.ok(&["status"]);
+    assert!(
+        status.contains(&format!("drift: vpn: set peer {peer_public} of wg7")),
+        "{status}"
+    );
+    env.ok(&["apply"]);
+    assert!(run_ok("wg", &["show", &name]).contains(&peer_public));
+
     env.ok(&["down", "vpn"]);
     assert!(std::fs::read_dir("/run/wireguard")
         .unwrap()
