@@ -3,12 +3,14 @@
 //! The record is removed last, so a run killed halfway leaves the name owned and the next `down`
 //! finishes the job.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
-use crate::kernel::files;
+use crate::desired::links;
+use crate::kernel::netlink::{LinkId, Netlink};
 use crate::kernel::netns::{self, NetnsFile};
 use crate::kernel::procs::{self, Process};
-use crate::state;
+use crate::kernel::{files, nft, sysctl};
+use crate::state::{self, Record};
 
 /// What `down` did.
 #[derive(Debug, Default)]
@@ -25,7 +27,8 @@ pub struct Teardown {
 pub fn down(names: &[String], force: bool) -> Teardown {
     let mut result = Teardown::default();
     let mut processes: Option<HashMap<(u64, u64), Vec<Process>>> = None;
-    for name in names {
+    let mut released_any = false;
+    for name in &underlays_last(names) {
         let record = match state::read_record(name) {
             Ok(Some(record)) => record,
             Ok(None) => {
@@ -43,7 +46,22 @@ pub fn down(names: &[String], force: bool) -> Teardown {
         let path = netns::netns_path(name);
         let file = netns::inspect(&path);
         if let Some(reason) = release_reason(&record, file.as_ref().ok()) {
-            // Netnsctl forgets the namespace but leaves it, and its files, where they are.
+            // Netnsctl forgets the namespace but leaves it, and its files, where they are. The
+            // links it made in an adopted namespace go; in a namespace registered anew under the
+            // name, links of the same names are not netnsctl's and stay.
+            let link_failures = if record.adopted {
+                remove_links(name, &record)
+            } else {
+                stop_wireguard(name, &record)
+            };
+            if !link_failures.is_empty() {
+                result.failures.extend(
+                    link_failures
+                        .into_iter()
+                        .map(|failure| format!("{name}: {failure}")),
+                );
+                continue;
+            }
             if let Err(err) = state::remove_record(name) {
                 result
                     .failures
@@ -53,6 +71,7 @@ pub fn down(names: &[String], force: bool) -> Teardown {
             result
                 .warnings
                 .push(format!("{name}: {reason}; released, left in place"));
+            released_any = true;
             continue;
         }
         match file {
@@ -89,6 +108,19 @@ pub fn down(names: &[String], force: bool) -> Teardown {
                 continue;
             }
         }
+        let link_failures = remove_links(name, &record);
+        if !record.wireguard.is_empty() {
+            // Stopped wireguard-go processes no longer keep their underlay namespaces busy.
+            processes = None;
+        }
+        if !link_failures.is_empty() {
+            result.failures.extend(
+                link_failures
+                    .into_iter()
+                    .map(|failure| format!("{name}: {failure}")),
+            );
+            continue;
+        }
         if let Err(err) = netns::remove(&path) {
             result.failures.push(format!("{name}: {err}"));
             continue;
@@ -108,11 +140,210 @@ pub fn down(names: &[String], force: bool) -> Teardown {
         tracing::info!(namespace = name.as_str(), "removed namespace");
         result.removed.push(name.clone());
     }
+    if !result.removed.is_empty() || released_any {
+        result.failures.extend(update_host());
+    }
     result
 }
 
-/// Removes /etc/netns/NAME/resolv.conf and the directory when nothing else is in it. Files other
-/// tools put there are kept, and so is the directory then.
+/// Orders `names` so that a namespace comes after every namespace whose WireGuard link uses it
+/// as underlay: the wireguard-go process of such a link runs in the underlay and would otherwise
+/// keep it from being removed.
+fn underlays_last(names: &[String]) -> Vec<String> {
+    let underlays: BTreeMap<&String, Vec<String>> = names
+        .iter()
+        .map(|name| {
+            let used = state::read_record(name)
+                .ok()
+                .flatten()
+                .map(|record| {
+                    record
+                        .wireguard
+                        .into_iter()
+                        .filter_map(|wg| wg.underlay)
+                        .collect()
+                })
+                .unwrap_or_default();
+            (name, used)
+        })
+        .collect();
+    let mut remaining: Vec<&String> = names.iter().collect();
+    let mut ordered = Vec::new();
+    while !remaining.is_empty() {
+        let free: Vec<&String> = remaining
+            .iter()
+            .copied()
+            .filter(|name| {
+                !remaining
+                    .iter()
+                    .any(|other| underlays[other].contains(name))
+            })
+            .collect();
+        // A cycle cannot be ordered; the rest keeps its order.
+        let next = if free.is_empty() {
+            remaining.clone()
+        } else {
+            free
+        };
+        remaining.retain(|name| !next.contains(name));
+        ordered.extend(next.into_iter().cloned());
+    }
+    ordered
+}
+
+/// Removes what netnsctl made for a namespace besides the namespace itself: WireGuard links
+/// (stopping wireguard-go), veth pairs, and links moved in, which go back to the host. Returns
+/// the failures; on any failure the record stays so a later `down` can retry.
+fn remove_links(name: &str, record: &Record) -> Vec<String> {
+    let mut failures = stop_wireguard(name, record);
+    let path = netns::netns_path(name);
+    let attached = matches!(netns::inspect(&path), Ok(NetnsFile::Attached { .. }));
+    if attached && (!record.veths.is_empty() || !record.moved_links.is_empty()) {
+        let inside = netns::in_netns(&path, || -> Result<Vec<String>, String> {
+            let mut netlink =
+                Netlink::open().map_err(|err| format!("cannot open rtnetlink socket: {err}"))?;
+            let mut failures = Vec::new();
+            for link in &record.moved_links {
+                match crate::apply::links::move_link_to_host(&mut netlink, link) {
+                    Ok(_) => tracing::info!(namespace = name, link, "moved link back to the host"),
+                    Err(err) => {
+                        failures.push(format!("cannot move link {link} back to the host: {err}"))
+                    }
+                }
+            }
+            for link in &record.veths {
+                let found = netlink.get_link(LinkId::Name(link));
+                match found {
+                    Ok(Some(found)) => {
+                        if let Err(err) = netlink.del_link(found.index) {
+                            failures.push(err.to_string());
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(err) => failures.push(err.to_string()),
+                }
+            }
+            Ok(failures)
+        });
+        match inside {
+            Ok(Ok(found)) => failures.extend(found),
+            Ok(Err(err)) => failures.push(err),
+            Err(err) => failures.push(err.to_string()),
+        }
+    }
+    // Host ends vanish with their pairs; one still present (its namespace end was moved away,
+    // say) is deleted here.
+    if !record.host_links.is_empty() {
+        match netns::in_host_netns(Netlink::open).and_then(|socket| socket) {
+            Ok(mut netlink) => {
+                for link in &record.host_links {
+                    if let Ok(Some(found)) = netlink.get_link(LinkId::Name(link)) {
+                        if found.kind.as_deref() == Some("veth") {
+                            if let Err(err) = netlink.del_link(found.index) {
+                                failures.push(err.to_string());
+                            }
+                        }
+                    }
+                }
+            }
+            Err(err) => failures.push(format!("cannot open rtnetlink socket: {err}")),
+        }
+    }
+    failures
+}
+
+/// Stops the namespace's WireGuard links. Returns the failures.
+fn stop_wireguard(name: &str, record: &Record) -> Vec<String> {
+    record
+        .wireguard
+        .iter()
+        .filter_map(|wg| crate::apply::links::delete_wireguard(name, wg).err())
+        .collect()
+}
+
+/// Rebuilds the host table from the records that remain, restores net.ipv4.ip_forward when no
+/// rule needs it any more, and deletes the bridges netnsctl made once no namespace is left.
+fn update_host() -> Vec<String> {
+    netns::in_host_netns(update_host_here)
+        .unwrap_or_else(|err| vec![format!("cannot enter the host namespace: {err}")])
+}
+
+/// Updates the host as [`update_host`] describes, on a thread inside the host namespace.
+fn update_host_here() -> Vec<String> {
+    let mut failures = Vec::new();
+    let Ok(mut host) = state::read_host_record() else {
+        return failures;
+    };
+    let mut rules = BTreeMap::new();
+    let remaining = state::recorded_namespaces().unwrap_or_default();
+    for name in &remaining {
+        if let Ok(Some(record)) = state::read_record(name) {
+            if !record.host_rules.is_empty() {
+                rules.insert(name.clone(), record.host_rules);
+            }
+        }
+    }
+    if host.table_digest.is_some() {
+        match links::render_host_table(&rules) {
+            Some(text) => match nft::replace_table("inet", links::HOST_TABLE, &text) {
+                Ok(()) => {
+                    host.table_digest = Some(crate::desired::hex_digest(text.as_bytes()));
+                    host.table_listing_digest = nft::list_table("inet", links::HOST_TABLE)
+                        .ok()
+                        .flatten()
+                        .map(|listing| crate::desired::hex_digest(listing.as_bytes()));
+                }
+                Err(err) => failures.push(format!("cannot reload the host table: {err}")),
+            },
+            None => match nft::delete_table("inet", links::HOST_TABLE) {
+                Ok(()) => {
+                    host.table_digest = None;
+                    host.table_listing_digest = None;
+                }
+                Err(err) => failures.push(format!("cannot delete the host table: {err}")),
+            },
+        }
+    }
+    if rules.is_empty() {
+        if let Some(before) = host.ip_forward_before.take() {
+            if let Err(err) = sysctl::write("net.ipv4.ip_forward", &before) {
+                failures.push(format!(
+                    "cannot restore net.ipv4.ip_forward = {before}: {err}"
+                ));
+                host.ip_forward_before = Some(before);
+            }
+        }
+    }
+    if remaining.is_empty() && !host.bridges.is_empty() {
+        match Netlink::open() {
+            Ok(mut netlink) => {
+                let mut remaining_bridges = Vec::new();
+                for bridge in &host.bridges {
+                    let deleted = match netlink.get_link(LinkId::Name(bridge)) {
+                        Ok(Some(found)) => {
+                            netlink.del_link(found.index).map_err(|err| err.to_string())
+                        }
+                        Ok(None) => Ok(()),
+                        Err(err) => Err(err.to_string()),
+                    };
+                    if let Err(err) = deleted {
+                        failures.push(err);
+                        remaining_bridges.push(bridge.clone());
+                    } else {
+                        tracing::info!(bridge = bridge.as_str(), "deleted bridge");
+                    }
+                }
+                host.bridges = remaining_bridges;
+            }
+            Err(err) => failures.push(format!("cannot open rtnetlink socket: {err}")),
+        }
+    }
+    if let Err(err) = state::write_host_record(&host) {
+        failures.push(format!("cannot write host state record: {err}"));
+    }
+    failures
+}
+
 /// Returns why `down` must not delete a recorded namespace: netnsctl adopted it rather than
 /// created it, or the namespace registered under the name now is not the one it recorded.
 fn release_reason(record: &state::Record, file: Option<&NetnsFile>) -> Option<&'static str> {
@@ -131,6 +362,8 @@ fn release_reason(record: &state::Record, file: Option<&NetnsFile>) -> Option<&'
     None
 }
 
+/// Removes /etc/netns/NAME/resolv.conf and the directory when nothing else is in it. Files other
+/// tools put there are kept, and so is the directory then.
 fn remove_etc_files(name: &str) -> std::io::Result<()> {
     let dir = netns::etc_dir(name);
     files::remove(&dir.join("resolv.conf"), false)?;

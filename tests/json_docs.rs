@@ -72,7 +72,97 @@ fn every_step() -> Vec<Step> {
         Step::FlushRuleset {
             namespace: namespace.clone(),
         },
-        Step::WriteResolvConf { namespace },
+        Step::WriteResolvConf {
+            namespace: namespace.clone(),
+        },
+        Step::CreateBridge {
+            bridge: "br0".into(),
+        },
+        Step::DeleteBridge {
+            bridge: "br0".into(),
+        },
+        Step::CreateVeth {
+            namespace: namespace.clone(),
+            link: "eth0".into(),
+            peer: "ve-a".into(),
+            peer_netns: Some("b".into()),
+        },
+        Step::DeleteVeth {
+            namespace: namespace.clone(),
+            link: "eth0".into(),
+        },
+        Step::SetBridgePort {
+            namespace: namespace.clone(),
+            link: "ve-a".into(),
+            bridge: "br0".into(),
+        },
+        Step::SetLinkUpIn {
+            namespace: namespace.clone(),
+            netns: None,
+            link: "ve-a".into(),
+        },
+        Step::AddAddress {
+            namespace: namespace.clone(),
+            netns: Some(namespace.clone()),
+            link: "eth0".into(),
+            address: "10.0.0.2/24".parse().expect("address"),
+        },
+        Step::RemoveAddress {
+            namespace: namespace.clone(),
+            netns: Some(namespace.clone()),
+            link: "eth0".into(),
+            address: "fd00::2/64".parse().expect("address"),
+        },
+        Step::SetHostSysctl {
+            namespace: namespace.clone(),
+            key: "net.ipv4.ip_forward".into(),
+            value: "1".into(),
+            current: Some("0".into()),
+        },
+        Step::AddRoute {
+            namespace: namespace.clone(),
+            destination: "0.0.0.0/0".parse().expect("network"),
+            gateway: Some("10.0.0.1".parse().expect("gateway")),
+            dev: None,
+        },
+        Step::RemoveRoute {
+            namespace: namespace.clone(),
+            destination: "10.1.0.0/16".parse().expect("network"),
+            gateway: None,
+            dev: Some("eth0".into()),
+        },
+        Step::MoveLinkIn {
+            namespace: namespace.clone(),
+            link: "eth1".into(),
+        },
+        Step::CreateWireGuard {
+            namespace: namespace.clone(),
+            link: "wg0".into(),
+            underlay: None,
+        },
+        Step::DeleteWireGuard {
+            namespace: namespace.clone(),
+            link: "wg0".into(),
+        },
+        Step::SetWireGuardInterface {
+            namespace: namespace.clone(),
+            link: "wg0".into(),
+        },
+        Step::SetWireGuardPeer {
+            namespace: namespace.clone(),
+            link: "wg0".into(),
+            public_key: "key".into(),
+        },
+        Step::RemoveWireGuardPeer {
+            namespace,
+            link: "wg0".into(),
+            public_key: "key".into(),
+        },
+        Step::LoadHostTable {
+            reason: "port mappings changed".into(),
+            text: String::new(),
+        },
+        Step::DeleteHostTable,
     ];
     for step in &steps {
         // A new kind of step fails to compile here: document its action and fields in
@@ -85,7 +175,26 @@ fn every_step() -> Vec<Step> {
             | Step::SetSysctl { .. }
             | Step::LoadRuleset { .. }
             | Step::FlushRuleset { .. }
-            | Step::WriteResolvConf { .. } => {}
+            | Step::WriteResolvConf { .. }
+            | Step::CreateBridge { .. }
+            | Step::DeleteBridge { .. }
+            | Step::CreateVeth { .. }
+            | Step::DeleteVeth { .. }
+            | Step::SetBridgePort { .. }
+            | Step::SetLinkUpIn { .. }
+            | Step::AddAddress { .. }
+            | Step::RemoveAddress { .. }
+            | Step::SetHostSysctl { .. }
+            | Step::AddRoute { .. }
+            | Step::RemoveRoute { .. }
+            | Step::MoveLinkIn { .. }
+            | Step::CreateWireGuard { .. }
+            | Step::DeleteWireGuard { .. }
+            | Step::SetWireGuardInterface { .. }
+            | Step::SetWireGuardPeer { .. }
+            | Step::RemoveWireGuardPeer { .. }
+            | Step::LoadHostTable { .. }
+            | Step::DeleteHostTable => {}
         }
     }
     steps

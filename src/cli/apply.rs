@@ -88,6 +88,9 @@ pub(super) fn execute(desired: &Desired, plan: &Plan, quiet: bool) -> bool {
             );
         }
     }
+    for note in &outcome.notes {
+        println!("{note}");
+    }
     for failure in &outcome.failures {
         eprintln!("error: {failure}");
     }

@@ -32,6 +32,13 @@ pub fn attach(global: &GlobalArgs, name: &str) -> u8 {
         Err(code) => return code,
     };
 
+    // systemd started this process inside the namespace it configures, so the host namespace
+    // (host veth ends, bridges, the host nftables table) is the one of the parent process.
+    if let Err(err) = netns::set_host_netns(nix::unistd::getppid().as_raw() as u32) {
+        eprintln!("error: cannot open the network namespace of the parent process: {err}");
+        return EXIT_FAILED;
+    }
+
     let registered = match register(name, spec.adopt) {
         Ok(registered) => registered,
         Err(message) => {
