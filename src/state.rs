@@ -3,6 +3,7 @@
 //! /run is a tmpfs, so records vanish with the namespaces at reboot. A namespace is "owned" when
 //! a record exists for it; anything without a record is left alone.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -58,6 +59,10 @@ pub struct Record {
     /// WireGuard links netnsctl created for this namespace.
     #[serde(default)]
     pub wireguard: Vec<WireGuardRecord>,
+    /// Value each sysctl had before netnsctl first set it, by dotted key. A key that leaves the
+    /// config is set back to this value.
+    #[serde(default)]
+    pub sysctl_originals: BTreeMap<String, String>,
 }
 
 /// A route netnsctl added, as declared.

@@ -277,10 +277,20 @@ pub fn validate(loaded: &LoadedConfig) -> Result<(), ConfigErrors> {
 }
 
 fn check_namespace(checker: &mut Checker, config: &Config, name: &str, ns: &Namespace, key: &str) {
+    // Keys that name the same sysctl, such as "net.ipv4.ip_forward" and "net/ipv4/ip_forward".
+    let mut spellings: BTreeMap<String, &str> = BTreeMap::new();
     for (sysctl, value) in &ns.sysctl {
         let skey = format!("{key}.sysctl.{}", key_part(sysctl));
         if let Err(message) = check_sysctl_key(sysctl) {
             checker.error(skey.clone(), value, message);
+        }
+        let dotted = crate::kernel::sysctl::dotted_key(sysctl);
+        if let Some(first) = spellings.insert(dotted.clone(), sysctl) {
+            checker.error(
+                skey.clone(),
+                value,
+                format!("names the same sysctl as {first:?} ({dotted}); keep one of the two keys"),
+            );
         }
         if let super::SysctlValue::String(text) = value {
             if text.contains(['\n', '\0']) {

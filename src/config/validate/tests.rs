@@ -69,6 +69,11 @@ const INVALID: &[(&str, &str)] = &[
         "dot-separated words",
     ),
     (
+        "[namespaces.vpn]\nsysctl = { \"net.ipv4.ip_forward\" = 1, \"net/ipv4/ip_forward\" = 0 }\n",
+        "namespaces.vpn.sysctl.\"net/ipv4/ip_forward\" = 0: names the same sysctl as \
+         \"net.ipv4.ip_forward\" (net.ipv4.ip_forward); keep one of the two keys",
+    ),
+    (
         "[namespaces.vpn]\nnftables = \"\"\nnftables_file = \"/etc/x.nft\"\n",
         "nftables",
     ),
