@@ -200,7 +200,7 @@ fn run_inside(spec: &NamespaceSpec, steps: &[&Step], record: &mut Record, outcom
             Step::SetLinkUp { link, .. } => set_link_up(&mut netlink, link),
             Step::SetSysctl { key, value, .. } => {
                 match set_sysctl(spec, key, value, record, outcome) {
-                    // Every key was skipped: nothing changed, and the warning says why.
+                    // Every key was skipped: nothing changed, and the warning gives the reason.
                     Ok(false) => {
                         step_boundary();
                         continue;
@@ -352,8 +352,8 @@ pub fn rejected_sysctl(
     format!("{declared} = {value:?}: the kernel rejected the value{target}: {err}{hint}")
 }
 
-/// Writes back the value a sysctl had before netnsctl set it, and forgets it. A key that is gone
-/// (its link was deleted) is forgotten too.
+/// Writes back the value a sysctl had before netnsctl set it, and removes the key from the
+/// record. A key that no longer exists (its link was deleted) is removed from the record too.
 fn restore_sysctl(
     namespace: &str,
     key: &str,

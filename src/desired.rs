@@ -84,8 +84,8 @@ pub struct SysctlSetting {
     pub value: String,
     /// A failure to write the key is a warning, not an error (a host `-KEY = VALUE` line).
     pub ignore_failure: bool,
-    /// Where the entry is declared, for messages: `FILE: namespaces.NAME.sysctl."KEY"` or the
-    /// host's `FILE:LINE`.
+    /// Declaration site for messages: `FILE: namespaces.NAME.sysctl."KEY"`, or `FILE:LINE` of a
+    /// host sysctl.d file.
     pub source: String,
 }
 

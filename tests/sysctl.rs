@@ -18,8 +18,8 @@ fn stderr(output: &std::process::Output) -> String {
 }
 
 /// Masks every sysctl.d file of the machine with an empty file of the same name in
-/// /etc/sysctl.d, then writes `files` (name, contents) there. The test then sees only its own
-/// files.
+/// /etc/sysctl.d, then writes `files` (name, contents) there. netnsctl then reads only the
+/// test's own files.
 fn host_sysctl_d(files: &[(&str, &str)]) {
     let dirs = [
         "/etc/sysctl.d",

@@ -111,9 +111,9 @@ fn net_key(key: &str) -> Option<String> {
     (is_glob(first) && glob_match(first, "net")).then(|| format!("net.{rest}"))
 }
 
-/// Returns the host's `net.*` entries from sysctl.d the way systemd-sysctl 252 collects them:
-/// a later line for the same key replaces the earlier one and moves to its position, unless it
-/// repeats the same value, which only adds its `-` flag.
+/// Returns the host's `net.*` entries from sysctl.d the way systemd-sysctl 252 collects them.
+/// A later line for the same key replaces the earlier one and moves to its position. A later
+/// line that repeats the same value only adds its `-` flag.
 pub fn host_net_settings(dirs: &[PathBuf]) -> Vec<HostSysctl> {
     let mut settings: Vec<HostSysctl> = Vec::new();
     for file in config_files(dirs) {
@@ -201,7 +201,7 @@ mod tests {
              -net.ipv4.conf.all.rp_filter\n*.ipv4.ip_forward = 1\nk*.panic = 1\n",
         )
         .unwrap();
-        let settings = host_net_settings(&[dir.clone()]);
+        let settings = host_net_settings(std::slice::from_ref(&dir));
         assert_eq!(
             entries(&settings),
             vec![

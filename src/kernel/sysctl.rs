@@ -70,7 +70,7 @@ pub fn write(key: &str, value: &str) -> io::Result<()> {
     file.write_all(value.as_bytes())
 }
 
-/// Whether a key is a glob pattern: systemd-sysctl treats keys with `*`, `?` or `[` as globs.
+/// Returns whether a key is a glob pattern: systemd-sysctl treats keys with `*`, `?` or `[` as globs.
 pub fn is_glob(key: &str) -> bool {
     key.contains(['*', '?', '['])
 }
@@ -284,7 +284,7 @@ pub fn proc_integer(token: &str) -> Option<i128> {
     Some(if negative { -magnitude } else { magnitude })
 }
 
-/// Whether a value read from /proc/sys equals a desired value once the kernel has parsed it:
+/// Returns whether a value read from /proc/sys equals a desired value once the kernel has parsed it:
 /// white space separates values, and integers compare as numbers, so "01" equals "1".
 pub fn values_equal(current: &str, desired: &str) -> bool {
     let current: Vec<&str> = current.split_whitespace().collect();

@@ -401,7 +401,7 @@ fn slash_key_resolves_to_dotted_form() {
     assert!(plan(&desired, &observed).steps.is_empty());
 }
 
-/// The observed state after `key` was set from `original` to `current` and then left the config.
+/// Builds the observed state after `key` was set from `original` to `current` and then left the config.
 fn with_original(
     desired: &Desired,
     name: &str,
