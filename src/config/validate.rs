@@ -372,7 +372,7 @@ fn check_namespace(checker: &mut Checker, config: &Config, name: &str, ns: &Name
             if value.lines().iter().any(|line| line.contains(['\n', '\0'])) {
                 checker.error(
                     vkey,
-                    format!("{value:?}"),
+                    value.to_string(),
                     "a unit value must be a single line",
                 );
             }

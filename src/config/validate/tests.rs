@@ -97,6 +97,14 @@ const INVALID: &[(&str, &str)] = &[
         "unknown unit section: use one of Unit, Service, Install",
     ),
     (
+        "[namespaces.vpn.service.Service]\nType = \"simple\"\n",
+        "namespaces.vpn.service.Service.Type = \"simple\": netnsctl sets Type=",
+    ),
+    (
+        "[namespaces.vpn.service.Service]\nPrivateNetwork = \"no\"\n",
+        "namespaces.vpn.service.Service.PrivateNetwork = \"no\":",
+    ),
+    (
         "[namespaces.vpn]\nkillswitch = true\n",
         "namespaces.vpn.killswitch",
     ),
