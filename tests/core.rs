@@ -949,3 +949,14 @@ fn quiet_apply_prints_nothing() {
     assert_eq!(stdout(&output), "");
     assert_eq!(fs_type(&netns_path("vpn")), "nsfs");
 }
+
+#[test]
+fn plan_rejects_bad_ruleset() {
+    if !require_root("plan_rejects_bad_ruleset") {
+        return;
+    }
+    let env = Env::new(&CONTRACT.replace("policy drop;", "policy dorp;"));
+    let output = env.run(&["plan"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("dorp"), "{}", stderr(&output));
+}
