@@ -205,7 +205,8 @@ pub fn record_path(name: &str) -> PathBuf {
 }
 
 /// Reads a namespace's record. A record that cannot be parsed counts as present but empty, so
-/// the namespace stays owned and the next apply rewrites it.
+/// the namespace stays owned; the next apply that changes the namespace rewrites it. An empty
+/// record makes the planner reload the ruleset, which is such a change whenever one is declared.
 pub fn read_record(name: &str) -> io::Result<Option<Record>> {
     match files::read(&record_path(name))? {
         None => Ok(None),

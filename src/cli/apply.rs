@@ -171,6 +171,11 @@ pub fn plan(global: &GlobalArgs, names: &[String], json: bool) -> u8 {
         Err(errors) => return report_config_errors(&errors),
     };
     let plan = compute_plan(&desired);
+    // A plan that apply would reject is reported the same way, so plan never promises steps
+    // that apply refuses.
+    if let Err(code) = check_planned_rulesets(&desired, &plan) {
+        return code;
+    }
     if json {
         let output = serde_json::json!({
             "version": JSON_VERSION,
