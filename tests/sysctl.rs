@@ -211,6 +211,10 @@ fn invalid_value_rejected_before_any_change() {
     assert_eq!(check.status.code(), Some(2));
     assert!(stderr(&check).contains(&expected), "{}", stderr(&check));
 
+    let plan = env.run(&["plan"]);
+    assert_eq!(plan.status.code(), Some(2));
+    assert!(stderr(&plan).contains(&expected), "{}", stderr(&plan));
+
     let apply = env.run(&["apply"]);
     assert_eq!(apply.status.code(), Some(2));
     assert!(stderr(&apply).contains(&expected), "{}", stderr(&apply));

@@ -176,6 +176,9 @@ pub fn plan(global: &GlobalArgs, names: &[String], json: bool) -> u8 {
     if let Err(code) = check_planned_rulesets(&desired, &plan) {
         return code;
     }
+    if let Err(code) = check_planned_sysctls(&desired, &plan) {
+        return code;
+    }
     if json {
         let output = serde_json::json!({
             "version": JSON_VERSION,
