@@ -57,6 +57,8 @@ pub struct ObservedHost {
     pub record: HostRecord,
     /// Host rules recorded by namespaces outside this run, by namespace.
     pub other_rules: BTreeMap<String, HostRules>,
+    /// Host links (veth host ends) recorded by namespaces outside this run, by namespace.
+    pub other_host_links: BTreeMap<String, Vec<String>>,
     /// SHA-256 of `nft list table inet netnsctl`; `None` when the table does not exist.
     pub table_listing_digest: Option<String>,
     /// Host sysctls netnsctl may set, with their values; `None` when the key does not exist.
@@ -171,6 +173,10 @@ fn read_host(desired: &Desired) -> ObservedHost {
             continue;
         }
         if let Ok(Some(record)) = state::read_record(&name) {
+            if !record.host_links.is_empty() {
+                host.other_host_links
+                    .insert(name.clone(), record.host_links);
+            }
             if !record.host_rules.is_empty() {
                 host.other_rules.insert(name, record.host_rules);
             }

@@ -246,12 +246,48 @@ fn plan_bridges(
         }
     }
     for bridge in &host.record.bridges {
-        if !desired.bridges.contains_key(bridge) && host_net.link(bridge).is_some() {
-            buckets.bridge_deletes.push(Step::DeleteBridge {
-                bridge: bridge.clone(),
-            });
+        if desired.bridges.contains_key(bridge) {
+            continue;
         }
+        let Some(link) = host_net.link(bridge) else {
+            continue;
+        };
+        if let Some((namespace, port)) = port_of_other_namespace(host, host_net, link.index) {
+            note(
+                plan,
+                super::HOST,
+                Level::Warning,
+                format!(
+                    "bridge {bridge} is no longer declared but is kept, because host link {port} \
+                     of namespace {namespace} is its port; add [bridges.{bridge}] back or run \
+                     `netnsctl down {namespace}` first"
+                ),
+            );
+            continue;
+        }
+        buckets.bridge_deletes.push(Step::DeleteBridge {
+            bridge: bridge.clone(),
+        });
     }
+}
+
+/// Returns a namespace outside the run and its host link that is a port of the bridge with
+/// index `bridge`.
+fn port_of_other_namespace<'a>(
+    host: &'a ObservedHost,
+    host_net: &NetState,
+    bridge: u32,
+) -> Option<(&'a str, &'a str)> {
+    host.other_host_links.iter().find_map(|(namespace, names)| {
+        names
+            .iter()
+            .find(|name| {
+                host_net
+                    .link(name)
+                    .is_some_and(|link| link.controller == Some(bridge))
+            })
+            .map(|name| (namespace.as_str(), name.as_str()))
+    })
 }
 
 fn plan_veths<'a>(

@@ -493,6 +493,49 @@ fn partial_run_keeps_other_namespaces_rules() {
 }
 
 #[test]
+fn partial_run_keeps_bridge_of_other_namespace() {
+    let all = desired(LAB);
+    let mut observed = converged(&all);
+    // `apply x` with another config that declares neither br-lab nor lab-a.
+    let only_x = desired("[namespaces.x]\n");
+    observed.namespaces.clear();
+    let host = observed.host.as_mut().unwrap();
+    host.other_host_links
+        .insert("lab-a".into(), vec!["ve-lab-a".into()]);
+    host.other_rules.insert(
+        "web".into(),
+        links::host_rules(&all.namespaces["web"].config),
+    );
+    let plan = plan(&only_x, &observed);
+    assert!(
+        !actions(&plan.steps).iter().any(|s| s.contains("bridge")),
+        "{:?}",
+        plan.steps
+    );
+    assert!(
+        plan.notes
+            .iter()
+            .any(|n| n.message.contains("host link ve-lab-a of namespace lab-a")),
+        "{:?}",
+        plan.notes
+    );
+}
+
+#[test]
+fn undeclared_bridge_without_ports_is_deleted() {
+    let all = desired(LAB);
+    let mut observed = converged(&all);
+    let only_x = desired("[namespaces.x]\n");
+    observed.namespaces.clear();
+    let plan = plan(&only_x, &observed);
+    assert!(
+        actions(&plan.steps).contains(&"host: delete bridge br-lab".to_owned()),
+        "{:?}",
+        plan.steps
+    );
+}
+
+#[test]
 fn last_mapping_removed_deletes_host_table() {
     let before = desired(LAB);
     let observed = converged(&before);
