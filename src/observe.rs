@@ -71,6 +71,9 @@ pub struct Observed {
     pub host: Option<links::ObservedHost>,
     /// WireGuard configuration read back from each recorded link, by namespace and link.
     pub wireguard: BTreeMap<(String, String), Result<crate::kernel::wireguard::Device, String>>,
+    /// WireGuard links to create again, with the reason, by namespace and link (see
+    /// [`links::observe_stale_wireguard`]).
+    pub stale_wireguard: BTreeMap<(String, String), String>,
 }
 
 /// Observes every namespace of `desired`.
@@ -95,6 +98,7 @@ pub fn observe(desired: &Desired) -> Observed {
         }
         observed.host = Some(links::observe_host(desired));
         observed.wireguard = links::observe_wireguard(desired);
+        observed.stale_wireguard = links::observe_stale_wireguard(desired);
     }
     observed
 }

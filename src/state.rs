@@ -254,6 +254,33 @@ pub fn recorded_namespaces() -> io::Result<Vec<String>> {
     Ok(names)
 }
 
+/// Returns the process ids of the wireguard-go processes that netnsctl's records list. They run
+/// in an underlay namespace, where they are not the user's processes.
+pub fn wireguard_pids() -> Vec<u32> {
+    recorded_namespaces()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|name| read_record(name).ok().flatten())
+        .flat_map(|record| record.wireguard.into_iter().filter_map(|wg| wg.pid))
+        .collect()
+}
+
+/// Returns the recorded WireGuard links, as (namespace, link), whose underlay is `underlay`.
+pub fn links_over_underlay(underlay: &str) -> Vec<(String, String)> {
+    let mut found = Vec::new();
+    for name in recorded_namespaces().unwrap_or_default() {
+        let Ok(Some(record)) = read_record(&name) else {
+            continue;
+        };
+        for wg in record.wireguard {
+            if wg.underlay.as_deref() == Some(underlay) {
+                found.push((name.clone(), wg.link));
+            }
+        }
+    }
+    found
+}
+
 /// An exclusive lock on /run/netnsctl/lock, held until dropped.
 pub struct Lock {
     _file: File,

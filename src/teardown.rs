@@ -74,13 +74,46 @@ pub fn down(names: &[String], force: bool) -> Teardown {
             released_any = true;
             continue;
         }
+        let dependents: Vec<(String, String)> = state::links_over_underlay(name)
+            .into_iter()
+            .filter(|(namespace, _)| !names.contains(namespace))
+            .collect();
+        if !dependents.is_empty() {
+            if !force {
+                result.failures.push(underlay_in_use(name, &dependents));
+                continue;
+            }
+            match stop_dependent_links(&dependents) {
+                Ok(()) => {
+                    processes = None;
+                    for (namespace, link) in &dependents {
+                        result.warnings.push(format!(
+                            "{name}: stopped WireGuard link {link} of namespace {namespace}, \
+                             whose underlay it was; `netnsctl apply {namespace}` creates it again"
+                        ));
+                    }
+                }
+                Err(err) => {
+                    result.failures.push(format!("{name}: {err}"));
+                    continue;
+                }
+            }
+        }
         match file {
             Ok(NetnsFile::Attached { dev, ino }) => {
                 let own_pid = std::process::id();
+                // wireguard-go processes of netnsctl's WireGuard links run in their underlay and
+                // are handled above, so they are not the user's processes.
+                let wireguard_pids = state::wireguard_pids();
                 let inside: Vec<Process> = processes
                     .get_or_insert_with(procs::processes_by_netns)
                     .get(&(dev, ino))
-                    .map(|list| list.iter().filter(|p| p.pid != own_pid).cloned().collect())
+                    .map(|list| {
+                        list.iter()
+                            .filter(|p| p.pid != own_pid && !wireguard_pids.contains(&p.pid))
+                            .cloned()
+                            .collect()
+                    })
                     .unwrap_or_default();
                 if !inside.is_empty() {
                     let list = inside
@@ -144,6 +177,48 @@ pub fn down(names: &[String], force: bool) -> Teardown {
         result.failures.extend(update_host());
     }
     result
+}
+
+/// Returns the failure message for `down` of a namespace that WireGuard links of namespaces
+/// outside the run use as their underlay.
+fn underlay_in_use(name: &str, dependents: &[(String, String)]) -> String {
+    let links: Vec<String> = dependents
+        .iter()
+        .map(|(namespace, link)| format!("{link} of namespace {namespace}"))
+        .collect();
+    let mut namespaces: Vec<&str> = dependents.iter().map(|(ns, _)| ns.as_str()).collect();
+    namespaces.dedup();
+    format!(
+        "{name}: underlay of WireGuard link {}; run `netnsctl down {} {name}` to remove them \
+         together, or use --force to stop those links as well (the next `netnsctl apply` \
+         creates them again)",
+        links.join(", "),
+        namespaces.join(" ")
+    )
+}
+
+/// Stops WireGuard links of other namespaces, given as (namespace, link), and removes them from
+/// their records, so that the next `apply` creates them again.
+fn stop_dependent_links(dependents: &[(String, String)]) -> Result<(), String> {
+    for (namespace, link) in dependents {
+        let Some(mut record) = state::read_record(namespace).map_err(|err| err.to_string())? else {
+            continue;
+        };
+        let Some(wg) = record.wireguard.iter().find(|wg| &wg.link == link).cloned() else {
+            continue;
+        };
+        crate::apply::links::delete_wireguard(namespace, &wg)?;
+        record.wireguard.retain(|wg| &wg.link != link);
+        state::write_record(namespace, &record).map_err(|err| {
+            format!("cannot write the state record of namespace {namespace}: {err}")
+        })?;
+        tracing::info!(
+            namespace,
+            link,
+            "stopped WireGuard link over a removed underlay"
+        );
+    }
+    Ok(())
 }
 
 /// Orders `names` so that a namespace comes after every namespace whose WireGuard link uses it

@@ -730,6 +730,94 @@ fn wireguard_tunnel_with_killswitch() {
     assert!(!host.contains("nnc"), "{host}");
 }
 
+/// Pings `address` from `ns` up to ten times; true at the first reply. A WireGuard link sends a
+/// new handshake only every few seconds, so the first pings after a restart may get lost.
+fn ping_until_reply(ns: &str, address: &str) -> bool {
+    (0..10).any(|_| ping(Some(ns), address))
+}
+
+#[test]
+fn down_of_underlay_keeps_tunnel_recoverable() {
+    if !require_root("down_of_underlay_keeps_tunnel_recoverable") {
+        return;
+    }
+    let _guard = WireGuardGoGuard;
+    let env = Env::new("");
+    env.write_config(&vpn_lab(env.dir.path()));
+    env.ok(&["apply"]);
+    assert!(ping_until_reply("vpn", "10.66.0.1"));
+
+    // server's wireguard-go runs in outside; it is netnsctl's, not a user's process.
+    let status: serde_json::Value =
+        serde_json::from_str(&env.ok(&["status", "--json"])).expect("status prints JSON");
+    let outside = status["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|ns| ns["name"] == "outside")
+        .expect("outside listed")
+        .clone();
+    assert_eq!(outside["processes"], 0, "{outside}");
+
+    // Without --force, down names the link that depends on the underlay.
+    let output = env.run(&["down", "outside"]);
+    assert_eq!(output.status.code(), Some(1));
+    let message = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        message.contains("underlay of WireGuard link wg0 of namespace server"),
+        "{message}"
+    );
+    assert!(
+        message.contains("netnsctl down server outside"),
+        "{message}"
+    );
+    assert!(!message.contains("process(es) inside"), "{message}");
+    assert!(ip_netns_list().contains(&"outside".to_owned()));
+
+    // With --force, server's link stops, and the next apply creates it in the new underlay.
+    env.ok(&["down", "outside", "--force"]);
+    assert!(!ip_netns_list().contains(&"outside".to_owned()));
+    assert!(
+        !links_in("server").contains(" wg0:"),
+        "{}",
+        links_in("server")
+    );
+    let steps = plan_steps(&env);
+    assert!(
+        steps
+            .iter()
+            .any(|s| s["action"] == "create-wireguard" && s["namespace"] == "server"),
+        "{steps:?}"
+    );
+    env.ok(&["apply"]);
+    assert!(plan_steps(&env).is_empty(), "{:?}", plan_steps(&env));
+    assert!(ping_until_reply("vpn", "10.66.0.1"));
+
+    // A UAPI socket removed by hand is drift, and apply starts the link again.
+    let socket = std::fs::read_dir("/run/wireguard")
+        .unwrap()
+        .flatten()
+        .map(|entry| entry.path())
+        .find(|path| {
+            let record = std::fs::read_to_string("/run/netnsctl/namespaces/server.json").unwrap();
+            record.contains(&*path.to_string_lossy())
+        })
+        .expect("server's UAPI socket");
+    std::fs::remove_file(&socket).unwrap();
+    let status = env.ok(&["status"]);
+    assert!(
+        status.contains("drift: server: create WireGuard link wg0"),
+        "{status}"
+    );
+    assert!(status.contains("is gone"), "{status}");
+    env.ok(&["apply"]);
+    assert!(plan_steps(&env).is_empty(), "{:?}", plan_steps(&env));
+    assert!(ping_until_reply("vpn", "10.66.0.1"));
+
+    env.ok(&["down", "--all"]);
+    assert!(ip_netns_list().is_empty());
+}
+
 #[test]
 fn wg_quick_file_imported() {
     if !require_root("wg_quick_file_imported") {

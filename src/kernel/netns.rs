@@ -255,6 +255,18 @@ pub fn init_netns() -> io::Result<(u64, u64)> {
     Ok((meta.dev(), meta.ino()))
 }
 
+/// Returns the device and inode of the network namespace of process `pid`.
+pub fn pid_netns(pid: u32) -> io::Result<(u64, u64)> {
+    let meta = std::fs::metadata(format!("/proc/{pid}/ns/net"))?;
+    Ok((meta.dev(), meta.ino()))
+}
+
+/// Returns the device and inode of the host network namespace (see [`set_host_netns`]).
+pub fn host_netns_id() -> io::Result<(u64, u64)> {
+    let meta = std::fs::metadata(host_netns_path())?;
+    Ok((meta.dev(), meta.ino()))
+}
+
 /// Returns the device and inode of the calling thread's network namespace.
 pub fn current_thread_netns() -> io::Result<(u64, u64)> {
     let meta = std::fs::metadata("/proc/thread-self/ns/net")?;

@@ -233,3 +233,67 @@ pub fn observe_wireguard(
     }
     found
 }
+
+/// Finds the recorded WireGuard links whose wireguard-go process no longer carries traffic
+/// through the declared underlay: its UAPI socket is gone, or it runs in another network
+/// namespace (the underlay was removed and created again, say). Returns the reason for each,
+/// keyed by namespace and link.
+// NOTE: only the userspace backend is checked. A kernel link keeps its UDP socket in the
+// namespace it was created in, which netnsctl does not read back.
+pub fn observe_stale_wireguard(desired: &Desired) -> BTreeMap<(String, String), String> {
+    let mut stale = BTreeMap::new();
+    for (name, spec) in &desired.namespaces {
+        let Ok(Some(record)) = state::read_record(name) else {
+            continue;
+        };
+        for wg in &record.wireguard {
+            if wg.backend != state::WireGuardBackend::Userspace {
+                continue;
+            }
+            let Some(declared) = spec.wireguard.iter().find(|s| s.link == wg.link) else {
+                continue;
+            };
+            // A wireguard-go that exited took its TUN link along; the planner sees it missing.
+            let Some(pid) = wg.pid.filter(|&pid| wireguard::is_wireguard_go(pid)) else {
+                continue;
+            };
+            let socket = wg
+                .socket
+                .clone()
+                .unwrap_or_else(|| wireguard::uapi_socket(&wg.underlay_name));
+            let key = (name.clone(), wg.link.clone());
+            if !socket.exists() {
+                stale.insert(
+                    key,
+                    format!(
+                        "UAPI socket {} of wireguard-go (process {pid}) is gone",
+                        socket.display()
+                    ),
+                );
+                continue;
+            }
+            let underlay = match &declared.underlay {
+                None => netns::host_netns_id().ok(),
+                Some(underlay) => match netns::inspect(&netns::netns_path(underlay)) {
+                    Ok(netns::NetnsFile::Attached { dev, ino }) => Some((dev, ino)),
+                    _ => None,
+                },
+            };
+            let running = netns::pid_netns(pid).ok();
+            if running.is_some() && running != underlay {
+                let declared_name = match &declared.underlay {
+                    Some(underlay) => format!("namespace {underlay}"),
+                    None => "the host namespace".to_owned(),
+                };
+                stale.insert(
+                    key,
+                    format!(
+                        "wireguard-go (process {pid}) runs in a network namespace other than \
+                         the declared underlay, {declared_name}"
+                    ),
+                );
+            }
+        }
+    }
+    stale
+}

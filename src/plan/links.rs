@@ -152,6 +152,27 @@ pub fn plan_links(
         let Some(net) = net_of(&own) else {
             continue;
         };
+        let stale: Vec<&String> = observed
+            .stale_wireguard
+            .iter()
+            .filter(|((namespace, _), _)| namespace == name)
+            .map(|((_, link), reason)| {
+                note(
+                    plan,
+                    name,
+                    Level::Warning,
+                    format!("WireGuard link {link}: {reason}; the link is created again"),
+                );
+                link
+            })
+            .collect();
+        let pruned;
+        let net = if stale.is_empty() {
+            net
+        } else {
+            pruned = without_links(net, &stale);
+            &pruned
+        };
         let rules = links::host_rules(&spec.config);
         plan_veths(spec, &record, net, &net_of, host, &mut buckets, plan);
         plan_wireguard(spec, &record, net, observed, &net_of, &mut buckets, plan);
@@ -198,6 +219,37 @@ pub fn plan_links(
 
     plan_host_table(host, &all_rules, &mut buckets);
     plan.steps.extend(buckets.into_steps());
+}
+
+/// Returns `net` without `links` and the addresses and routes on them: what remains once the
+/// links are deleted.
+fn without_links(net: &NetState, links: &[&String]) -> NetState {
+    let removed: Vec<u32> = net
+        .links
+        .iter()
+        .filter(|link| links.contains(&&link.name))
+        .map(|link| link.index)
+        .collect();
+    NetState {
+        links: net
+            .links
+            .iter()
+            .filter(|link| !removed.contains(&link.index))
+            .cloned()
+            .collect(),
+        addresses: net
+            .addresses
+            .iter()
+            .filter(|address| !removed.contains(&address.index))
+            .cloned()
+            .collect(),
+        routes: net
+            .routes
+            .iter()
+            .filter(|route| route.oif.is_none_or(|oif| !removed.contains(&oif)))
+            .cloned()
+            .collect(),
+    }
 }
 
 fn plan_bridges(

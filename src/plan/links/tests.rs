@@ -474,6 +474,38 @@ fn vanished_wireguard_link_is_recreated() {
 }
 
 #[test]
+fn wireguard_link_off_its_underlay_is_recreated() {
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("vpn.key");
+    std::fs::write(&key_file, format!("{KEY_A}\n")).unwrap();
+    let desired = desired(&vpn_config(&key_file));
+    let mut observed = converged(&desired);
+    // wireguard-go still runs, but in a namespace that is no longer the underlay.
+    observed.stale_wireguard.insert(
+        ("vpn".into(), "wg0".into()),
+        "wireguard-go runs elsewhere".into(),
+    );
+    let plan = plan(&desired, &observed);
+    assert_eq!(
+        actions(&plan.steps),
+        [
+            "vpn: create WireGuard link wg0 in the host namespace and move it in",
+            "vpn: set link wg0 up in namespace vpn",
+            "vpn: add address 10.66.0.2/32 to wg0 in namespace vpn",
+            "vpn: add route 0.0.0.0/0 dev wg0",
+            "vpn: add route ::/0 dev wg0",
+        ]
+    );
+    assert!(
+        plan.notes
+            .iter()
+            .any(|n| n.message.contains("wireguard-go runs elsewhere")),
+        "{:?}",
+        plan.notes
+    );
+}
+
+#[test]
 fn partial_run_keeps_other_namespaces_rules() {
     let all = desired(LAB);
     let mut observed = converged(&all);
