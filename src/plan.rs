@@ -434,6 +434,20 @@ pub struct Note {
     /// The sysctl that a note about a skipped sysctl is about.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub skipped_sysctl: Option<SkippedSysctl>,
+    /// Why a declared object does not exist and the plan does not make it; such a note counts
+    /// as drift.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unmet: Option<Unmet>,
+}
+
+/// Why the plan leaves a declared object unmade.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Unmet {
+    /// A link that netnsctl did not create has the object's name.
+    NameTaken,
+    /// Something the object needs is missing: a namespace not applied yet, or the link to move.
+    Missing,
 }
 
 /// A sysctl that apply leaves alone, with the reason.
@@ -455,6 +469,16 @@ impl fmt::Display for Note {
 pub struct Plan {
     pub steps: Vec<Step>,
     pub notes: Vec<Note>,
+}
+
+impl Plan {
+    /// Counts the notes about declared objects that the plan does not make for `namespace`.
+    pub fn unmet_count(&self, namespace: &str) -> usize {
+        self.notes
+            .iter()
+            .filter(|note| note.unmet.is_some() && note.namespace == namespace)
+            .count()
+    }
 }
 
 /// Computes the plan for every namespace in `desired`.
@@ -480,6 +504,18 @@ fn note(plan: &mut Plan, namespace: &str, level: Level, message: String) {
         level,
         message,
         skipped_sysctl: None,
+        unmet: None,
+    });
+}
+
+/// Records a declared object that the plan does not make, as a warning.
+fn note_unmet(plan: &mut Plan, namespace: &str, unmet: Unmet, message: String) {
+    plan.notes.push(Note {
+        namespace: namespace.to_owned(),
+        level: Level::Warning,
+        message,
+        skipped_sysctl: None,
+        unmet: Some(unmet),
     });
 }
 
@@ -493,6 +529,7 @@ fn note_skipped_sysctl(plan: &mut Plan, namespace: &str, key: &str, reason: &str
             key: key.to_owned(),
             reason: reason.to_owned(),
         }),
+        unmet: None,
     });
 }
 

@@ -443,6 +443,59 @@ fn drift_in_addresses_and_routes_repaired() {
 }
 
 #[test]
+fn foreign_link_blocking_veth_is_drift() {
+    if !require_root("foreign_link_blocking_veth_is_drift") {
+        return;
+    }
+    run_ok(
+        "ip",
+        &[
+            "link", "add", "ve-x", "type", "veth", "peer", "name", "ve-x-o",
+        ],
+    );
+    let env = Env::new(
+        r#"
+[namespaces.a]
+[[namespaces.a.veth]]
+name = "eth0"
+peer = "ve-x"
+addresses = ["10.1.0.2/30"]
+peer_addresses = ["10.1.0.1/30"]
+
+[namespaces.e]
+interfaces = ["nosuch0"]
+"#,
+    );
+    let output = env.run(&["apply"]);
+    assert_eq!(output.status.code(), Some(1));
+    let message = String::from_utf8_lossy(&output.stderr);
+    assert!(message.contains("link ve-x already exists"), "{message}");
+    assert!(message.contains("1 declared link(s) not made"), "{message}");
+
+    let status = env.ok(&["status"]);
+    assert!(
+        status.contains("a: present, owned, 1 declared object(s) missing"),
+        "{status}"
+    );
+    assert!(
+        status.contains("e: present, owned, 1 declared object(s) missing"),
+        "{status}"
+    );
+    assert!(!status.contains("in sync"), "{status}");
+    let json: serde_json::Value =
+        serde_json::from_str(&env.ok(&["status", "--json"])).expect("status prints JSON");
+    for namespace in json["namespaces"].as_array().unwrap() {
+        assert_eq!(namespace["in_sync"], false, "{namespace}");
+        assert_eq!(namespace["missing"], 1, "{namespace}");
+    }
+
+    // The foreign link is left alone, on apply and on down.
+    env.ok(&["down", "a", "e"]);
+    assert!(host_links().contains("ve-x@ve-x-o"), "{}", host_links());
+    run_ok("ip", &["link", "del", "ve-x"]);
+}
+
+#[test]
 fn moved_interface_returns_on_down() {
     if !require_root("moved_interface_returns_on_down") {
         return;

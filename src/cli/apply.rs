@@ -4,7 +4,7 @@ use super::terminal::{self, Colour};
 use super::{load_desired, report_config_errors, require_root, take_lock, GlobalArgs};
 use super::{EXIT_FAILED, EXIT_INVALID, EXIT_OK, JSON_VERSION};
 use crate::desired::{Desired, Ruleset};
-use crate::plan::{Level, Plan, Step};
+use crate::plan::{Level, Plan, Step, Unmet};
 use crate::{apply as executor, observe, plan as planner};
 
 /// Observes and plans; prints plan notes as warnings.
@@ -155,7 +155,19 @@ pub fn apply(global: &GlobalArgs, names: &[String]) -> u8 {
         return code;
     }
     print_notes(&plan);
-    if execute(&desired, &plan, global.quiet) {
+    let succeeded = execute(&desired, &plan, global.quiet);
+    let name_taken = plan
+        .notes
+        .iter()
+        .filter(|note| note.unmet == Some(Unmet::NameTaken))
+        .count();
+    if name_taken > 0 {
+        eprintln!(
+            "error: {name_taken} declared link(s) not made, because a link that netnsctl did \
+             not create has the name; remove or rename it (see the warnings above)"
+        );
+    }
+    if succeeded && name_taken == 0 {
         EXIT_OK
     } else {
         EXIT_FAILED

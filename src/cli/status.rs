@@ -24,6 +24,8 @@ struct NamespaceStatus {
     declared: bool,
     in_sync: bool,
     drift: Vec<Step>,
+    /// Declared objects that do not exist and that apply does not make (see the notes).
+    missing: usize,
     notes: Vec<Note>,
     processes: usize,
 }
@@ -70,14 +72,16 @@ pub fn status(global: &GlobalArgs, names: &[String], json: bool) -> u8 {
             }
             _ => 0,
         };
+        let missing = plan.unmet_count(name);
         statuses.push(NamespaceStatus {
             name: name.clone(),
             present: seen.attached(),
             stale_file: seen.file == Some(NetnsFile::Stale),
             owned: seen.owned(),
             declared: true,
-            in_sync: plan.steps.is_empty() && seen.attached() && seen.owned(),
+            in_sync: plan.steps.is_empty() && missing == 0 && seen.attached() && seen.owned(),
             drift: plan.steps,
+            missing,
             notes: plan.notes,
             processes: count,
         });
@@ -102,11 +106,13 @@ pub fn status(global: &GlobalArgs, names: &[String], json: bool) -> u8 {
                 declared: false,
                 in_sync: false,
                 drift: Vec::new(),
+                missing: 0,
                 notes: vec![Note {
                     namespace: name.clone(),
                     level: plan::Level::Warning,
                     message: format!("created by netnsctl but no longer declared; remove it with `netnsctl down {name}`"),
                     skipped_sysctl: None,
+                    unmet: None,
                 }],
                 processes: count,
             });
@@ -126,12 +132,19 @@ pub fn status(global: &GlobalArgs, names: &[String], json: bool) -> u8 {
         .filter(|note| note.namespace == plan::HOST)
         .cloned()
         .collect();
+    let host_missing = full.unmet_count(plan::HOST);
+    let host_in_sync = host_drift.is_empty() && host_missing == 0;
 
     if json {
         let output = serde_json::json!({
             "version": JSON_VERSION,
             "namespaces": statuses,
-            "host": { "in_sync": host_drift.is_empty(), "drift": host_drift, "notes": host_notes },
+            "host": {
+                "in_sync": host_in_sync,
+                "drift": host_drift,
+                "missing": host_missing,
+                "notes": host_notes,
+            },
         });
         println!(
             "{}",
@@ -151,11 +164,14 @@ pub fn status(global: &GlobalArgs, names: &[String], json: bool) -> u8 {
         let ownership = if status.owned { "owned" } else { "not owned" };
         let sync = if status.in_sync {
             terminal::paint("in sync", Colour::Green, colour)
-        } else if status.drift.is_empty() {
+        } else if status.drift.is_empty() && status.missing == 0 {
             "not managed".to_owned()
         } else {
-            let pending = format!("{} change(s) pending", status.drift.len());
-            terminal::paint(&pending, Colour::Yellow, colour)
+            terminal::paint(
+                &drift_summary(status.drift.len(), status.missing),
+                Colour::Yellow,
+                colour,
+            )
         };
         println!(
             "{}: {presence}, {ownership}, {sync}, {} process(es)",
@@ -169,10 +185,10 @@ pub fn status(global: &GlobalArgs, names: &[String], json: bool) -> u8 {
         }
     }
     if !host_drift.is_empty() || !host_notes.is_empty() {
-        let sync = if host_drift.is_empty() {
+        let sync = if host_in_sync {
             "in sync".to_owned()
         } else {
-            format!("{} change(s) pending", host_drift.len())
+            drift_summary(host_drift.len(), host_missing)
         };
         println!("host: {sync}");
         for step in &host_drift {
@@ -183,4 +199,16 @@ pub fn status(global: &GlobalArgs, names: &[String], json: bool) -> u8 {
         }
     }
     EXIT_OK
+}
+
+/// Returns "N change(s) pending", "N declared object(s) missing", or both.
+fn drift_summary(pending: usize, missing: usize) -> String {
+    let mut parts = Vec::new();
+    if pending > 0 || missing == 0 {
+        parts.push(format!("{pending} change(s) pending"));
+    }
+    if missing > 0 {
+        parts.push(format!("{missing} declared object(s) missing"));
+    }
+    parts.join(", ")
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use ipnet::IpNet;
 
-use super::{note, Level, Plan, Step};
+use super::{note, note_unmet, Level, Plan, Step, Unmet};
 use crate::desired::{hex_digest, links, Desired, NamespaceSpec, WireGuardSpec};
 use crate::kernel::wireguard::Device;
 use crate::observe::links::{route_localnet_key, NetState, ObservedHost};
@@ -277,10 +277,10 @@ fn plan_bridges(
                 );
             }
             Some(link) if link.kind.as_deref() != Some("bridge") => {
-                note(
+                note_unmet(
                     plan,
                     super::HOST,
-                    Level::Warning,
+                    Unmet::NameTaken,
                     format!("host link {bridge} exists and is not a bridge; bridges.{bridge} left alone (rename one of them)"),
                 );
             }
@@ -357,10 +357,10 @@ fn plan_veths<'a>(
     for veth in &spec.config.veth {
         let peer_netns = veth.peer_namespace.clone();
         let Some(peer_net) = net_of(&peer_netns) else {
-            note(
+            note_unmet(
                 plan,
                 name,
-                Level::Warning,
+                Unmet::Missing,
                 format!(
                     "veth {}: namespace {} does not exist; apply it first",
                     veth.name,
@@ -372,10 +372,10 @@ fn plan_veths<'a>(
         let ours = record.veths.contains(&veth.name);
         let (inside, outside) = match (net.link(&veth.name), peer_net.link(&veth.peer)) {
             (Some(_), _) if !ours => {
-                note(
+                note_unmet(
                     plan,
                     name,
-                    Level::Warning,
+                    Unmet::NameTaken,
                     format!(
                         "link {} exists and was not created by netnsctl; veth left alone",
                         veth.name
@@ -384,10 +384,10 @@ fn plan_veths<'a>(
                 continue;
             }
             (None, Some(_)) => {
-                note(
+                note_unmet(
                     plan,
                     name,
-                    Level::Warning,
+                    Unmet::NameTaken,
                     format!(
                         "link {} already exists in {}; veth {} not created (remove that link or rename `peer`)",
                         veth.peer,
@@ -546,10 +546,10 @@ fn plan_wireguard<'a>(
         let ours = record.wireguard.iter().any(|r| r.link == wg.link);
         match net.link(&wg.link) {
             Some(_) if !ours => {
-                note(
+                note_unmet(
                     plan,
                     name,
-                    Level::Warning,
+                    Unmet::NameTaken,
                     format!(
                         "link {} exists and was not created by netnsctl; WireGuard link left alone",
                         wg.link
@@ -583,10 +583,10 @@ fn plan_wireguard<'a>(
             }
             None => {
                 if net_of(&wg.underlay).is_none() {
-                    note(
+                    note_unmet(
                         plan,
                         name,
-                        Level::Warning,
+                        Unmet::Missing,
                         format!(
                             "WireGuard link {}: underlay namespace {} does not exist; apply it first",
                             wg.link,
@@ -637,10 +637,10 @@ fn plan_moved_links(
             });
             plan_up(buckets, name, &Some(name.to_owned()), link, false);
         } else {
-            note(
+            note_unmet(
                 plan,
                 name,
-                Level::Warning,
+                Unmet::Missing,
                 format!(
                     "interfaces: link {link} exists neither in the host namespace nor in {name}"
                 ),

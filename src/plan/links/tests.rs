@@ -416,6 +416,24 @@ fn foreign_host_link_blocks_veth() {
         "{:?}",
         plan.notes
     );
+    assert_eq!(plan.unmet_count("web"), 1);
+    assert!(plan
+        .notes
+        .iter()
+        .any(|n| n.unmet == Some(crate::plan::Unmet::NameTaken)));
+}
+
+#[test]
+fn missing_interface_counts_as_unmet() {
+    let desired = desired("[namespaces.e]\ninterfaces = [\"nosuch0\"]\n");
+    let observed = converged(&desired);
+    let plan = plan(&desired, &observed);
+    assert!(plan.steps.is_empty(), "{:?}", plan.steps);
+    assert_eq!(plan.unmet_count("e"), 1);
+    assert!(plan
+        .notes
+        .iter()
+        .any(|n| n.unmet == Some(crate::plan::Unmet::Missing)));
 }
 
 #[test]
