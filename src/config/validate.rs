@@ -267,6 +267,8 @@ pub fn validate(loaded: &LoadedConfig) -> Result<(), ConfigErrors> {
     }
 
     check_link_ownership(&mut checker, config);
+    check_moved_host_links(&mut checker, config, &host_links);
+    check_host_addresses(&mut checker, config);
     checker.errors.extend(super::units::check(loaded));
 
     if checker.errors.is_empty() {
@@ -664,6 +666,81 @@ fn check_link_ownership(checker: &mut Checker, config: &Config) {
                 );
             }
         }
+    }
+}
+
+/// Checks that `interfaces` moves no host link that netnsctl creates itself: a bridge or the
+/// host end of a veth. `host_links` maps those names to the key that declares them.
+fn check_moved_host_links(
+    checker: &mut Checker,
+    config: &Config,
+    host_links: &BTreeMap<&str, String>,
+) {
+    for (name, ns) in &config.namespaces {
+        for (i, link) in ns.interfaces.iter().enumerate() {
+            if let Some(declared) = host_links.get(link.as_str()) {
+                checker.error(
+                    format!("namespaces.{}.interfaces[{i}]", key_part(name)),
+                    format!("{link:?}"),
+                    format!(
+                        "{declared} already declares host link {link}, which netnsctl creates: \
+                         list a link that exists on the host and that the config does not declare"
+                    ),
+                );
+            }
+        }
+    }
+}
+
+/// Checks that no address is given twice to host links: the host ends of veths
+/// (`peer_addresses`) and bridges. Two host links with one address make the host answer
+/// through only one of them.
+fn check_host_addresses(checker: &mut Checker, config: &Config) {
+    let mut declared: Vec<(String, &IpNet)> = Vec::new();
+    for (bridge, config) in &config.bridges {
+        for (i, address) in config.addresses.iter().enumerate() {
+            declared.push((
+                format!("bridges.{}.addresses[{i}]", key_part(bridge)),
+                address,
+            ));
+        }
+    }
+    for (name, ns) in &config.namespaces {
+        for (v, veth) in ns.veth.iter().enumerate() {
+            if veth.peer_namespace.is_some() {
+                continue;
+            }
+            for (i, address) in veth.peer_addresses.iter().enumerate() {
+                declared.push((
+                    format!(
+                        "namespaces.{}.veth[{v}].peer_addresses[{i}]",
+                        key_part(name)
+                    ),
+                    address,
+                ));
+            }
+        }
+    }
+    let mut first: BTreeMap<std::net::IpAddr, &str> = BTreeMap::new();
+    for (key, address) in &declared {
+        let Some(previous) = first.get(&address.addr()).copied() else {
+            first.insert(address.addr(), key);
+            continue;
+        };
+        // Two entries of one list are a duplicate that check_addresses reports.
+        let list = |key: &str| key.rsplit_once('[').map(|(list, _)| list.to_owned());
+        if list(previous) == list(key) {
+            continue;
+        }
+        checker.error(
+            key.clone(),
+            format!("{:?}", address.to_string()),
+            format!(
+                "host address {} is already given to another host link by {previous}: use a \
+                 different address on each host link",
+                address.addr()
+            ),
+        );
     }
 }
 

@@ -39,6 +39,29 @@ const INVALID: &[(&str, &str)] = &[
         "namespaces.db.veth[0].peer = \"to-db\": interface name already used in namespace \"web\"",
     ),
     (
+        "[namespaces.a]\ninterfaces = [\"ve-b\"]\n[namespaces.b]\n[[namespaces.b.veth]]\n\
+         name = \"eth0\"\npeer = \"ve-b\"\n",
+        "namespaces.a.interfaces[0] = \"ve-b\": namespaces.b.veth[0].peer already declares host \
+         link ve-b",
+    ),
+    (
+        "[bridges.br0]\n[namespaces.a]\ninterfaces = [\"br0\"]\n",
+        "namespaces.a.interfaces[0] = \"br0\": bridges.br0 already declares host link br0",
+    ),
+    (
+        "[namespaces.a]\n[[namespaces.a.veth]]\nname = \"eth0\"\npeer = \"ve-a\"\n\
+         peer_addresses = [\"10.1.0.1/30\"]\n[namespaces.b]\n[[namespaces.b.veth]]\n\
+         name = \"eth0\"\npeer = \"ve-b\"\npeer_addresses = [\"10.1.0.1/30\"]\n",
+        "namespaces.b.veth[0].peer_addresses[0] = \"10.1.0.1/30\": host address 10.1.0.1 is \
+         already given to another host link by namespaces.a.veth[0].peer_addresses[0]",
+    ),
+    (
+        "[bridges.br0]\naddresses = [\"10.2.0.1/24\"]\n[namespaces.a]\n[[namespaces.a.veth]]\n\
+         name = \"eth0\"\npeer = \"ve-a\"\npeer_addresses = [\"10.2.0.1/30\"]\n",
+        "namespaces.a.veth[0].peer_addresses[0] = \"10.2.0.1/30\": host address 10.2.0.1 is \
+         already given to another host link by bridges.br0.addresses[0]",
+    ),
+    (
         "[namespaces.a]\ninterfaces = [\"eth1\"]\n[namespaces.b]\ninterfaces = [\"eth1\"]\n",
         "namespaces.b.interfaces[0] = \"eth1\": the link is already moved by namespaces.a.interfaces[0]",
     ),
