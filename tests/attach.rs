@@ -186,3 +186,23 @@ fn down_from_inside_namespace() {
     );
     assert!(!Path::new(&netns_path(name)).exists());
 }
+
+#[test]
+fn attach_rejects_parent_in_same_namespace() {
+    if !require_root("attach_rejects_parent_in_same_namespace") {
+        return;
+    }
+    let name = "att-same";
+    let env = Env::new(&config(name));
+    // The test process is netnsctl's parent and shares its network namespace, which is not
+    // PID 1's inside the sandbox.
+    let output = env.run(&["attach", name]);
+    assert_eq!(output.status.code(), Some(1));
+    let message = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        message.contains("runs in the same network namespace as netnsctl"),
+        "{message}"
+    );
+    assert!(!Path::new(&netns_path(name)).exists());
+    assert!(!Path::new(&record_path(name)).exists());
+}

@@ -34,7 +34,12 @@ pub fn attach(global: &GlobalArgs, name: &str) -> u8 {
 
     // systemd started this process inside the namespace it configures, so the host namespace
     // (host veth ends, bridges, the host nftables table) is the one of the parent process.
-    if let Err(err) = netns::set_host_netns(nix::unistd::getppid().as_raw() as u32) {
+    let parent = nix::unistd::getppid().as_raw() as u32;
+    if let Err(message) = check_parent_netns(parent) {
+        eprintln!("error: {name}: {message}");
+        return EXIT_FAILED;
+    }
+    if let Err(err) = netns::set_host_netns(parent) {
         eprintln!("error: cannot open the network namespace of the parent process: {err}");
         return EXIT_FAILED;
     }
@@ -64,6 +69,24 @@ pub fn attach(global: &GlobalArgs, name: &str) -> u8 {
         }
     }
     EXIT_FAILED
+}
+
+/// Fails when the parent process, whose network namespace attach takes as the host namespace,
+/// shares the namespace that attach would register: host links would then land in it too.
+fn check_parent_netns(parent: u32) -> Result<(), String> {
+    let own =
+        netns::process_netns().map_err(|err| format!("cannot read /proc/self/ns/net: {err}"))?;
+    let host = netns::pid_netns(parent).map_err(|err| {
+        format!("cannot read the network namespace of the parent process {parent}: {err}")
+    })?;
+    if own == host {
+        return Err(format!(
+            "the parent process {parent} runs in the same network namespace as netnsctl, so \
+             there is no separate host namespace to take; attach registers the namespace of a \
+             unit with PrivateNetwork=yes, so run it as that unit's ExecStart="
+        ));
+    }
+    Ok(())
 }
 
 /// Registers the process's network namespace at /run/netns/NAME and records it as created by
