@@ -475,6 +475,30 @@ fn status_reports_drift() {
 }
 
 #[test]
+fn status_names_undeclared_namespace() {
+    if !require_root("status_names_undeclared_namespace") {
+        return;
+    }
+    let env = Env::new("[namespaces.kept]\n[namespaces.gone]\n");
+    env.ok(&["apply"]);
+    env.write_config("[namespaces.kept]\n");
+    let status = env.ok(&["status", "gone"]);
+    assert!(
+        status.contains("gone: present, owned, not managed"),
+        "{status}"
+    );
+    assert!(status.contains("netnsctl down gone"), "{status}");
+    assert!(!status.contains("kept:"), "{status}");
+    let both = env.ok(&["status", "kept", "gone"]);
+    assert!(both.contains("kept: present, owned, in sync"), "{both}");
+    assert!(both.contains("gone: present, owned, not managed"), "{both}");
+    // A name that is neither declared nor recorded is still an error.
+    let output = env.run(&["status", "nope"]);
+    assert_eq!(output.status.code(), Some(2));
+    env.ok(&["down", "kept", "gone"]);
+}
+
+#[test]
 fn apply_named_namespace_only() {
     if !require_root("apply_named_namespace_only") {
         return;

@@ -34,10 +34,24 @@ pub fn status(global: &GlobalArgs, names: &[String], json: bool) -> u8 {
     if let Err(code) = require_root("status") {
         return code;
     }
-    let (_, desired) = match load_desired(global, names) {
+    // A name that the config no longer declares but that netnsctl recorded is shown as not
+    // managed, as plain `status` shows it.
+    let recorded = crate::state::recorded_namespaces().unwrap_or_default();
+    let declared_names = match crate::config::load(&global.config) {
+        Ok(loaded) => loaded.config.namespaces,
+        Err(errors) => return report_config_errors(&errors),
+    };
+    let (declared, orphans): (Vec<String>, Vec<String>) = names
+        .iter()
+        .cloned()
+        .partition(|name| declared_names.contains_key(name) || !recorded.contains(name));
+    let (_, mut desired) = match load_desired(global, &declared) {
         Ok(loaded) => loaded,
         Err(errors) => return report_config_errors(&errors),
     };
+    if declared.is_empty() && !orphans.is_empty() {
+        desired.namespaces.clear();
+    }
     let observed = observe::observe(&desired);
     let mut processes: HashMap<(u64, u64), Vec<procs::Process>> = procs::processes_by_netns();
     // wireguard-go processes of netnsctl's WireGuard links run in their underlay namespace and
@@ -86,37 +100,40 @@ pub fn status(global: &GlobalArgs, names: &[String], json: bool) -> u8 {
             processes: count,
         });
     }
-    if names.is_empty() {
-        for name in crate::state::recorded_namespaces().unwrap_or_default() {
-            if desired.namespaces.contains_key(&name) {
-                continue;
+    let undeclared: Vec<String> = if names.is_empty() {
+        recorded
+            .into_iter()
+            .filter(|name| !desired.namespaces.contains_key(name))
+            .collect()
+    } else {
+        orphans
+    };
+    for name in undeclared {
+        let file = crate::kernel::netns::inspect(&crate::kernel::netns::netns_path(&name)).ok();
+        let count = match file {
+            Some(NetnsFile::Attached { dev, ino }) => {
+                processes.get(&(dev, ino)).map_or(0, Vec::len)
             }
-            let file = crate::kernel::netns::inspect(&crate::kernel::netns::netns_path(&name)).ok();
-            let count = match file {
-                Some(NetnsFile::Attached { dev, ino }) => {
-                    processes.get(&(dev, ino)).map_or(0, Vec::len)
-                }
-                _ => 0,
-            };
-            statuses.push(NamespaceStatus {
-                name: name.clone(),
-                present: matches!(file, Some(NetnsFile::Attached { .. })),
-                stale_file: file == Some(NetnsFile::Stale),
-                owned: true,
-                declared: false,
-                in_sync: false,
-                drift: Vec::new(),
-                missing: 0,
-                notes: vec![Note {
-                    namespace: name.clone(),
-                    level: plan::Level::Warning,
-                    message: format!("created by netnsctl but no longer declared; remove it with `netnsctl down {name}`"),
-                    skipped_sysctl: None,
-                    unmet: None,
-                }],
-                processes: count,
-            });
-        }
+            _ => 0,
+        };
+        statuses.push(NamespaceStatus {
+            name: name.clone(),
+            present: matches!(file, Some(NetnsFile::Attached { .. })),
+            stale_file: file == Some(NetnsFile::Stale),
+            owned: true,
+            declared: false,
+            in_sync: false,
+            drift: Vec::new(),
+            missing: 0,
+            notes: vec![Note {
+                namespace: name.clone(),
+                level: plan::Level::Warning,
+                message: format!("created by netnsctl but no longer declared; remove it with `netnsctl down {name}`"),
+                skipped_sysctl: None,
+                unmet: None,
+            }],
+            processes: count,
+        });
     }
 
     // Host steps (bridges, the host table) belong to no single namespace.
