@@ -290,6 +290,26 @@ pub fn resolve(
         let ruleset = if ns.killswitch {
             let killswitch = killswitch_ruleset(ns, &wireguard, dns.as_ref());
             match ruleset {
+                Some(user) if declares_table(&user.text, links::KILLSWITCH_TABLE) => {
+                    let source_key = if ns.nftables.is_some() {
+                        format!("{key}.nftables")
+                    } else if ns.nftables_file.is_some() {
+                        format!("{key}.nftables_file")
+                    } else {
+                        format!("{key}.nftables_from_host")
+                    };
+                    errors.push(ConfigError::key(
+                        loaded.file_of(&source_key),
+                        source_key,
+                        format!("{:?}", links::KILLSWITCH_TABLE),
+                        format!(
+                            "the ruleset declares table {}, a name reserved for the killswitch \
+                             table that netnsctl adds: rename that table",
+                            links::KILLSWITCH_TABLE
+                        ),
+                    ));
+                    None
+                }
                 Some(user) => Some(Ruleset::new(
                     format!("{}\n{killswitch}", user.text),
                     user.label,
@@ -322,6 +342,17 @@ pub fn resolve(
     } else {
         Err(ConfigErrors(errors))
     }
+}
+
+/// Whether a ruleset text names table `name` in a `table FAMILY NAME` statement.
+fn declares_table(text: &str, name: &str) -> bool {
+    let words: Vec<&str> = text
+        .split(|c: char| c.is_whitespace() || c == '{' || c == ';')
+        .filter(|word| !word.is_empty())
+        .collect();
+    words
+        .windows(3)
+        .any(|window| window[0] == "table" && (window[1] == name || window[2] == name))
 }
 
 /// Builds the killswitch table for a namespace: its tunnels are its WireGuard links, its veths
@@ -579,4 +610,51 @@ fn expand_include(pattern: &str) -> Vec<std::path::PathBuf> {
         .collect();
     matches.sort();
     matches
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str = "yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk=";
+
+    #[test]
+    fn table_declaration_found() {
+        assert!(declares_table(
+            "table inet netnsctl_killswitch { chain c {} }",
+            "netnsctl_killswitch"
+        ));
+        assert!(declares_table(
+            "table netnsctl_killswitch {\n}",
+            "netnsctl_killswitch"
+        ));
+        assert!(!declares_table(
+            "table inet filter { comment \"netnsctl_killswitch\" }",
+            "netnsctl_killswitch"
+        ));
+    }
+
+    #[test]
+    fn killswitch_table_name_is_reserved() {
+        let dir = tempfile::tempdir().unwrap();
+        let key_file = dir.path().join("k.key");
+        std::fs::write(&key_file, format!("{KEY}\n")).unwrap();
+        let text = format!(
+            "[namespaces.k]\nkillswitch = true\nnftables = \"table inet netnsctl_killswitch {{ }}\"\n\
+             [namespaces.k.wireguard.wg0]\nprivate_key_file = \"{}\"\n",
+            key_file.display()
+        );
+        let loaded = config::parse(Path::new("/etc/netnsctl/k.toml"), &text).unwrap();
+        let sources = HostSources {
+            sysctl_dirs: Vec::new(),
+        };
+        let errors = resolve(&loaded, &[], &sources).unwrap_err().to_string();
+        assert!(
+            errors.contains(
+                "namespaces.k.nftables = \"netnsctl_killswitch\": the ruleset declares table \
+                 netnsctl_killswitch, a name reserved"
+            ),
+            "{errors}"
+        );
+    }
 }
