@@ -72,14 +72,23 @@ impl ConfigError {
                 let raw = text.get(span)?.trim();
                 (!raw.is_empty() && raw.len() <= 80 && !raw.contains('\n')).then(|| raw.to_owned())
             });
+        let hint = value
+            .as_deref()
+            .filter(|_| err.message().trim_end() == "invalid IP address syntax")
+            .and_then(|raw| raw.trim_matches('"').parse::<std::net::IpAddr>().ok())
+            .map(|address| {
+                let prefix = if address.is_ipv4() { 24 } else { 64 };
+                format!(": an address needs a prefix length, such as \"{address}/{prefix}\"")
+            });
         ConfigError {
             file: path.to_owned(),
             key,
             value,
             message: format!(
-                "{}{}",
+                "{}{}{}",
                 location.unwrap_or_default(),
-                err.message().trim_end()
+                err.message().trim_end(),
+                hint.unwrap_or_default()
             ),
         }
     }
@@ -421,6 +430,20 @@ fn check_namespace(checker: &mut Checker, config: &Config, name: &str, ns: &Name
             format!("{key}.wireguard_config"),
             format!("{:?}", path.display().to_string()),
             "set either `wireguard` tables or `wireguard_config`, not both",
+        );
+    }
+    if !ns.accessible_from.is_empty() && !ns.killswitch {
+        checker.error(
+            format!("{key}.accessible_from"),
+            format!(
+                "{:?}",
+                ns.accessible_from
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+            ),
+            "accessible_from takes effect only with the killswitch: set `killswitch = true` or \
+             remove accessible_from",
         );
     }
     for (i, range) in ns.accessible_from.iter().enumerate() {

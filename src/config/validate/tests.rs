@@ -21,6 +21,16 @@ fn errors(text: &str) -> Vec<String> {
 /// (config text, fragment the message must contain)
 const INVALID: &[(&str, &str)] = &[
     (
+        "[namespaces.e]\naccessible_from = [\"10.0.0.0/8\"]\n",
+        "namespaces.e.accessible_from = [\"10.0.0.0/8\"]: accessible_from takes effect only with \
+         the killswitch",
+    ),
+    (
+        "[namespaces.e]\n[[namespaces.e.veth]]\nname = \"eth0\"\npeer = \"ve-e\"\n\
+         addresses = [\"10.0.0.3\"]\n",
+        "invalid IP address syntax: an address needs a prefix length, such as \"10.0.0.3/24\"",
+    ),
+    (
         "[bridges.br0]\n[namespaces.lab]\n[[namespaces.lab.veth]]\nname = \"eth0\"\npeer = \"ve-lab\"\n\
          peer_bridge = \"br0\"\npeer_addresses = [\"10.0.0.1/24\"]\n",
         "namespaces.lab.veth[0].peer_addresses = [\"10.0.0.1/24\"]: a bridge port has no addresses",
