@@ -152,6 +152,9 @@ pub enum Step {
     SetWireGuardInterface {
         namespace: String,
         link: String,
+        /// Which of the two differs, for the text shown; apply sets both.
+        #[serde(skip)]
+        differs: InterfaceDiff,
     },
     /// Add or update one peer of a WireGuard link.
     #[serde(rename = "set-wireguard-peer")]
@@ -225,6 +228,15 @@ impl Step {
                 | Step::WriteResolvConf { .. }
         )
     }
+}
+
+/// What differs on a WireGuard link's interface settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum InterfaceDiff {
+    PrivateKey,
+    ListenPort,
+    #[default]
+    Both,
 }
 
 /// Name that [`Step::namespace`] returns for steps on the host namespace alone.
@@ -390,8 +402,17 @@ impl fmt::Display for Step {
             Step::DeleteWireGuard { namespace, link } => {
                 write!(f, "{namespace}: delete WireGuard link {link}")
             }
-            Step::SetWireGuardInterface { namespace, link } => {
-                write!(f, "{namespace}: set private key and listen port of {link}")
+            Step::SetWireGuardInterface {
+                namespace,
+                link,
+                differs,
+            } => {
+                let what = match differs {
+                    InterfaceDiff::PrivateKey => "private key",
+                    InterfaceDiff::ListenPort => "listen port",
+                    InterfaceDiff::Both => "private key and listen port",
+                };
+                write!(f, "{namespace}: set {what} of {link}")
             }
             Step::SetWireGuardPeer {
                 namespace,

@@ -345,7 +345,9 @@ fn run_step(context: &mut Context, step: &Step, outcome: &mut Outcome) -> Result
                 .retain(|wg| &wg.link != link);
             context.save(namespace)
         }
-        Step::SetWireGuardInterface { namespace, link } => {
+        Step::SetWireGuardInterface {
+            namespace, link, ..
+        } => {
             let spec = context.wireguard_spec(namespace, link)?;
             let record = wireguard_record(context, namespace, link)?;
             let change = DeviceChange {

@@ -497,10 +497,17 @@ fn plan_wireguard_device(name: &str, wg: &WireGuardSpec, device: &Device, bucket
     let port_differs = wg
         .listen_port
         .is_some_and(|port| port != device.listen_port);
-    if key_differs || port_differs {
+    let differs = match (key_differs, port_differs) {
+        (true, true) => Some(super::InterfaceDiff::Both),
+        (true, false) => Some(super::InterfaceDiff::PrivateKey),
+        (false, true) => Some(super::InterfaceDiff::ListenPort),
+        (false, false) => None,
+    };
+    if let Some(differs) = differs {
         buckets.wireguard.push(Step::SetWireGuardInterface {
             namespace: name.to_owned(),
             link: wg.link.clone(),
+            differs,
         });
     }
     for peer in &wg.peers {

@@ -462,7 +462,24 @@ fn changed_peer_changes_only_that_peer() {
     let new_key = desired(&text);
     assert_eq!(
         actions(&plan(&new_key, &observed).steps),
-        ["vpn: set private key and listen port of wg0"]
+        ["vpn: set private key of wg0"]
+    );
+}
+
+#[test]
+fn changed_listen_port_names_only_the_port() {
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("vpn.key");
+    std::fs::write(&key_file, format!("{KEY_A}\n")).unwrap();
+    let text = vpn_config(&key_file);
+    let observed = converged(&desired(&text));
+    let changed = desired(&text.replace(
+        "addresses = [\"10.66.0.2/32\"]",
+        "listen_port = 40001\naddresses = [\"10.66.0.2/32\"]",
+    ));
+    assert_eq!(
+        actions(&plan(&changed, &observed).steps),
+        ["vpn: set listen port of wg0"]
     );
 }
 
