@@ -285,6 +285,7 @@ fn plan_bridges(
                 );
             }
             Some(link) => {
+                let before = buckets.ups.len() + buckets.address_adds.len();
                 plan_up(buckets, super::HOST, &netns, bridge, link.up);
                 plan_addresses(
                     buckets,
@@ -294,6 +295,19 @@ fn plan_bridges(
                     &config.addresses,
                     Some(host_net.addresses_of(bridge)),
                 );
+                let changes = buckets.ups.len() + buckets.address_adds.len() > before;
+                if changes && !host.record.bridges.contains(bridge) {
+                    note(
+                        plan,
+                        super::HOST,
+                        Level::Warning,
+                        format!(
+                            "bridge {bridge} exists and was not created by netnsctl; apply sets \
+                             it up and adds its addresses, and `down` leaves the bridge, its \
+                             state and its addresses in place"
+                        ),
+                    );
+                }
             }
         }
     }

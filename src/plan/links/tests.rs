@@ -560,6 +560,46 @@ fn partial_run_keeps_other_namespaces_rules() {
 }
 
 #[test]
+fn foreign_bridge_use_is_reported() {
+    let desired = desired(LAB);
+    let mut observed = converged(&desired);
+    let host = observed.host.as_mut().unwrap();
+    // br-lab was there before netnsctl, down and without addresses.
+    host.record.bridges.clear();
+    let net = host.net.as_mut().unwrap();
+    let index = net.link("br-lab").unwrap().index;
+    net.addresses.retain(|a| a.index != index);
+    net.links.iter_mut().find(|l| l.index == index).unwrap().up = false;
+    let plan = plan(&desired, &observed);
+    assert_eq!(
+        actions(&plan.steps),
+        [
+            "host: set link br-lab up in the host namespace",
+            "host: add address 10.90.0.1/24 to br-lab in the host namespace",
+        ]
+    );
+    assert!(
+        plan.notes.iter().any(|n| n
+            .message
+            .contains("bridge br-lab exists and was not created by netnsctl")),
+        "{:?}",
+        plan.notes
+    );
+    // Once the bridge is converged, there is nothing to report.
+    let mut converged_bridge = converged(&desired);
+    converged_bridge
+        .host
+        .as_mut()
+        .unwrap()
+        .record
+        .bridges
+        .clear();
+    assert!(crate::plan::plan(&desired, &converged_bridge)
+        .notes
+        .is_empty());
+}
+
+#[test]
 fn partial_run_keeps_bridge_of_other_namespace() {
     let all = desired(LAB);
     let mut observed = converged(&all);
