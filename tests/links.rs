@@ -496,6 +496,39 @@ interfaces = ["nosuch0"]
 }
 
 #[test]
+fn unreachable_gateway_names_route_key() {
+    if !require_root("unreachable_gateway_names_route_key") {
+        return;
+    }
+    let env = Env::new(
+        r#"
+[namespaces.gw]
+[[namespaces.gw.veth]]
+name = "eth0"
+peer = "ve-gw"
+addresses = ["10.3.0.2/24"]
+peer_addresses = ["10.3.0.1/24"]
+
+[[namespaces.gw.route]]
+to = "10.4.0.0/24"
+via = "10.9.9.9"
+"#,
+    );
+    let output = env.run(&["apply"]);
+    assert_eq!(output.status.code(), Some(1));
+    let message = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        message.contains(
+            "error: gw: add route 10.4.0.0/24 via 10.9.9.9: Network is unreachable (os error 101): \
+             namespaces.gw.route[0].via = \"10.9.9.9\" is on no network of the links of namespace gw"
+        ),
+        "{message}"
+    );
+    assert!(!message.contains("gw: gw:"), "{message}");
+    env.ok(&["down", "gw"]);
+}
+
+#[test]
 fn moved_interface_returns_on_down() {
     if !require_root("moved_interface_returns_on_down") {
         return;

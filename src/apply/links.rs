@@ -118,9 +118,8 @@ pub fn apply_links(desired: &Desired, steps: &[&Step], outcome: &mut Outcome) {
             Ok(()) => finish(step, outcome),
             Err(message) => {
                 tracing::error!(namespace = step.namespace(), step = %step, "{message}");
-                outcome
-                    .failures
-                    .push(format!("{}: {step}: {message}", step.namespace()));
+                // The step's text starts with its namespace.
+                outcome.failures.push(format!("{step}: {message}"));
                 step_boundary();
             }
         }
@@ -293,6 +292,31 @@ fn run_step(context: &mut Context, step: &Step, outcome: &mut Outcome) -> Result
                 Err(err) if err.errno() == Some(libc::EEXIST) => Err(format!(
                     "{err}: another route to {destination} exists; remove it or change `to`"
                 )),
+                Err(err) if err.errno() == Some(libc::ENETUNREACH) && gateway.is_some() => {
+                    let gateway = gateway.expect("checked by the guard");
+                    let key = context
+                        .desired
+                        .namespaces
+                        .get(namespace)
+                        .and_then(|spec| {
+                            spec.config
+                                .route
+                                .iter()
+                                .position(|r| r.via == Some(gateway))
+                        })
+                        .map(|i| {
+                            format!(
+                                "namespaces.{}.route[{i}].via = \"{gateway}\"",
+                                crate::config::validate::key_part(namespace)
+                            )
+                        })
+                        .unwrap_or_else(|| format!("gateway {gateway}"));
+                    Err(format!(
+                        "{}: {key} is on no network of the links of namespace {namespace}; use a \
+                         gateway inside the network of one of their addresses",
+                        io::Error::from_raw_os_error(libc::ENETUNREACH)
+                    ))
+                }
                 other => other.map_err(|err| err.to_string()),
             }
         }
