@@ -5,6 +5,7 @@
 
 pub mod links;
 pub mod wgquick;
+mod x25519;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -417,8 +418,8 @@ fn resolve_wireguard(
                     if dns.is_some() {
                         errors.push(ConfigError::key(
                             path,
-                            fkey,
-                            fvalue,
+                            fkey.clone(),
+                            fvalue.clone(),
                             "the file sets DNS and the namespace has a `dns` table: remove one of them",
                         ));
                     } else {
@@ -428,6 +429,20 @@ fn resolve_wireguard(
                             options: Vec::new(),
                         });
                     }
+                }
+                if let Some(i) = own_key_peer(&imported.wireguard) {
+                    errors.push(ConfigError::key(
+                        path,
+                        fkey.clone(),
+                        fvalue.clone(),
+                        format!(
+                            "{}: [Peer] number {} has the public key of the file's own \
+                             PrivateKey, and a WireGuard link cannot be its own peer: remove \
+                             that [Peer]",
+                            file.display(),
+                            i + 1
+                        ),
+                    ));
                 }
                 specs.push(imported.wireguard);
             }
@@ -478,20 +493,38 @@ fn resolve_wireguard(
                 persistent_keepalive: peer.persistent_keepalive,
             });
         }
-        specs.push(WireGuardSpec {
+        let spec = WireGuardSpec {
             link: link.clone(),
             private_key,
             listen_port: wg.listen_port,
             addresses: wg.addresses.clone(),
             underlay: underlay_of(&wg.underlay),
             peers,
-        });
+        };
+        if let Some(i) = own_key_peer(&spec) {
+            errors.push(ConfigError::key(
+                path,
+                format!("{wkey}.peer[{i}].public_key"),
+                format!("{:?}", spec.peers[i].public_key),
+                "this is the public key of the link's own private_key_file, and a WireGuard \
+                 link cannot be its own peer: remove this peer",
+            ));
+        }
+        specs.push(spec);
     }
     if errors.is_empty() {
         Ok(specs)
     } else {
         Err(errors)
     }
+}
+
+/// Returns the index of a peer whose public key is the link's own public key. WireGuard drops
+/// such a peer, so the link would never match the config.
+fn own_key_peer(spec: &WireGuardSpec) -> Option<usize> {
+    let private = crate::kernel::wireguard::decode_key(&spec.private_key.0)?;
+    let own = crate::kernel::wireguard::encode_key(&x25519::public_key(&private));
+    spec.peers.iter().position(|peer| peer.public_key == own)
 }
 
 /// Reads a base64 WireGuard key file as `wg genkey` writes it.
@@ -617,6 +650,33 @@ mod tests {
     use super::*;
 
     const KEY: &str = "yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk=";
+
+    #[test]
+    fn peer_with_own_public_key_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let key_file = dir.path().join("k.key");
+        // RFC 7748 section 6.1, Alice's key pair in base64.
+        std::fs::write(&key_file, "dwdtCnMYpX08FsFyUbJmRd9ML4frwJkqsXf7pR25LCo=\n").unwrap();
+        let own = "hSDwCYkwp1R0i33ctD73Wg2/Og0mOBr066SpjqqbTmo=";
+        let text = format!(
+            "[namespaces.k.wireguard.wg0]\nprivate_key_file = \"{}\"\n\
+             [[namespaces.k.wireguard.wg0.peer]]\npublic_key = \"{KEY}\"\nallowed_ips = []\n\
+             [[namespaces.k.wireguard.wg0.peer]]\npublic_key = \"{own}\"\nallowed_ips = []\n",
+            key_file.display()
+        );
+        let loaded = config::parse(Path::new("/etc/netnsctl/k.toml"), &text).unwrap();
+        let sources = HostSources {
+            sysctl_dirs: Vec::new(),
+        };
+        let errors = resolve(&loaded, &[], &sources).unwrap_err().to_string();
+        assert!(
+            errors.contains(&format!(
+                "namespaces.k.wireguard.wg0.peer[1].public_key = \"{own}\": this is the public \
+                 key of the link's own private_key_file"
+            )),
+            "{errors}"
+        );
+    }
 
     #[test]
     fn table_declaration_found() {
