@@ -153,6 +153,7 @@ fn every_step() -> Vec<Step> {
         Step::SetWireGuardInterface {
             namespace: namespace.clone(),
             link: "wg0".into(),
+            differs: netnsctl::plan::InterfaceDiff::Both,
         },
         Step::SetWireGuardPeer {
             namespace: namespace.clone(),
