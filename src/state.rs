@@ -74,6 +74,29 @@ pub fn remove_record(name: &str) -> io::Result<()> {
     files::remove(&record_path(name), false)
 }
 
+/// Removes temporary files that a run killed during [`write_record`] left in the records
+/// directory, then the directory itself when it is empty. Call it with the lock held, because
+/// then no other run is writing a record.
+pub fn remove_leftovers() -> io::Result<()> {
+    let dir = Path::new(STATE_DIR).join("namespaces");
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(err) => return Err(err),
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') && name.ends_with(".tmp") {
+            files::remove(&entry.path(), false)?;
+        }
+    }
+    match files::remove(&dir, true) {
+        Err(err) if err.kind() == io::ErrorKind::DirectoryNotEmpty => Ok(()),
+        other => other,
+    }
+}
+
 /// Lists the namespaces that have records.
 pub fn recorded_namespaces() -> io::Result<Vec<String>> {
     let dir = Path::new(STATE_DIR).join("namespaces");

@@ -29,7 +29,10 @@ pub fn down(global: &GlobalArgs, names: &[String], all: bool, force: bool) -> u8
     } else {
         names.to_vec()
     };
-    let result = teardown::down(&names, force);
+    let mut result = teardown::down(&names, force);
+    if let Err(err) = state::remove_leftovers() {
+        result.warnings.push(format!("cannot tidy {}/namespaces: {err}", state::STATE_DIR));
+    }
     for name in &result.removed {
         println!("{name}: removed namespace");
     }

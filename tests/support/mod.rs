@@ -142,3 +142,5 @@ pub fn ip_netns_list() -> Vec<String> {
         .filter_map(|line| line.split_whitespace().next().map(str::to_owned))
         .collect()
 }
+
+pub mod system;

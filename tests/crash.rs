@@ -1,0 +1,275 @@
+//! Crash recovery: `apply` and `down` killed with SIGKILL at every step boundary.
+//!
+//! The hidden `NETNSCTL_KILL_AFTER_STEPS=K` hook makes netnsctl SIGKILL itself right after its
+//! K-th step. After each kill, a plain `apply` must converge to the whole config (`plan --json`
+//! lists no steps, and independent tools see every setting), and `down --all` must leave the
+//! system exactly as it was before the first run.
+
+mod support;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use support::system::{self, Snapshot};
+use support::{require_root, run_ok, Env};
+
+/// The config every crash test applies. It uses every feature that creates kernel or file state,
+/// so each kind of step is interrupted at least once.
+const CONFIG: &str = r#"
+[namespaces.crash-a]
+sysctl = { "net.ipv4.ip_forward" = 1, "net.ipv6.conf.all.forwarding" = 1, "net.ipv4.ip_default_ttl" = 99, "net.ipv4.icmp_echo_ignore_all" = 1 }
+nftables = """
+table inet crash_a {
+  chain input { type filter hook input priority 0; policy accept; }
+}
+"""
+dns = { nameservers = ["10.53.0.1"], search = ["a.lab"] }
+
+[namespaces.crash-b]
+sysctl = { "net.ipv4.ip_forward" = 1, "net.ipv4.conf.all.rp_filter" = 2, "net.ipv4.ip_default_ttl" = 98 }
+nftables = """
+table ip crash_b {
+  chain forward { type filter hook forward priority 0; policy drop; }
+}
+"""
+dns = { nameservers = ["10.53.0.2", "fd53::2"], options = ["ndots:2"] }
+
+[namespaces.crash-c]
+sysctl = { "net.ipv6.conf.all.forwarding" = 1, "net.ipv4.icmp_echo_ignore_broadcasts" = 0, "net.ipv4.ip_default_ttl" = 97 }
+dns = { nameservers = ["10.53.0.3"] }
+
+[namespaces.crash-d]
+sysctl = { "net.ipv4.ip_forward" = 1, "net.ipv4.ip_default_ttl" = 96 }
+nftables = """
+table inet crash_d {
+  chain output { type filter hook output priority 0; policy accept; }
+}
+"""
+
+[namespaces.crash-e]
+sysctl = { "net.ipv4.ip_default_ttl" = 95, "net.ipv4.tcp_syncookies" = 0 }
+dns = { nameservers = ["10.53.0.5"], search = ["e.lab", "lab"] }
+"#;
+
+/// Minimum number of kill points the config must produce.
+const MIN_KILL_POINTS: usize = 30;
+
+fn run_killed(env: &Env, args: &[&str], kill_after: usize) -> Output {
+    let output = Command::new(support::netnsctl_bin())
+        .args(args)
+        .arg("-c")
+        .arg(&env.config)
+        .env("NETNSCTL_KILL_AFTER_STEPS", kill_after.to_string())
+        .output()
+        .expect("run netnsctl");
+    eprintln!(
+        "$ NETNSCTL_KILL_AFTER_STEPS={kill_after} netnsctl {}\n[{:?}]\n{}{}",
+        args.join(" "),
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+/// Returns the steps `plan --json` lists.
+fn planned_steps(env: &Env) -> Vec<serde_json::Value> {
+    let text = env.ok(&["plan", "--json"]);
+    let plan: serde_json::Value = serde_json::from_str(&text).expect("plan --json is JSON");
+    plan["steps"].as_array().expect("steps is an array").clone()
+}
+
+fn assert_killed(output: &Output, context: &str) {
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(
+        output.status.signal(),
+        Some(libc::SIGKILL),
+        "{context}: the kill hook did not fire"
+    );
+}
+
+/// Checks every setting of CONFIG with independent tools.
+fn assert_converged(env: &Env, context: &str) {
+    let steps = planned_steps(env);
+    assert!(steps.is_empty(), "{context}: plan still lists steps: {steps:?}");
+
+    let loaded = netnsctl::config::parse(&env.config, CONFIG).expect("CONFIG parses");
+    let desired = netnsctl::desired::resolve(&loaded, &[], &Default::default()).expect("resolves");
+    let listed = support::ip_netns_list();
+    for (name, spec) in &desired.namespaces {
+        assert!(listed.contains(name), "{context}: {name} missing from ip netns list");
+        let path = Path::new("/run/netns").join(name);
+        assert_eq!(support::fs_type(&path), "nsfs", "{context}: {name} not an nsfs mount");
+        for (key, value) in &spec.sysctls {
+            assert_eq!(&support::sysctl_in(name, key), value, "{context}: {name} sysctl {key}");
+        }
+        let resolv = std::fs::read_to_string(Path::new("/etc/netns").join(name).join("resolv.conf"))
+            .unwrap_or_else(|err| panic!("{context}: {name} resolv.conf: {err}"));
+        assert_eq!(resolv, spec.resolv_conf, "{context}: {name} resolv.conf");
+        let ruleset = support::ruleset_in(name);
+        match &spec.ruleset {
+            Some(wanted) => {
+                for header in wanted.text.lines().filter(|line| line.starts_with("table ")) {
+                    assert!(ruleset.contains(header), "{context}: {name} lacks `{header}`");
+                }
+            }
+            None => assert!(ruleset.trim().is_empty(), "{context}: {name} has a ruleset"),
+        }
+    }
+}
+
+/// Asserts that nothing netnsctl made is left: compared with `before`, and no nsfs mount or
+/// state record at all.
+fn assert_clean(before: &Snapshot, context: &str) {
+    let after = system::snapshot();
+    system::assert_same(before, &after, context);
+    assert!(system::nsfs_mounts().is_empty(), "{context}: nsfs mounts left: {:?}", system::nsfs_mounts());
+    let records = system::list_tree(Path::new("/run/netnsctl/namespaces"), true);
+    assert!(records.is_empty(), "{context}: records left: {records:?}");
+}
+
+#[test]
+fn apply_killed_at_every_step() {
+    if !require_root("apply_killed_at_every_step") {
+        return;
+    }
+    let env = Env::new(CONFIG);
+    let before = system::snapshot();
+    let total = planned_steps(&env).len();
+    assert!(
+        total >= MIN_KILL_POINTS,
+        "CONFIG gives {total} steps; the test needs at least {MIN_KILL_POINTS} kill points"
+    );
+
+    for kill_after in 1..=total {
+        let context = format!("apply killed after step {kill_after} of {total}");
+        let output = run_killed(&env, &["apply"], kill_after);
+        assert_killed(&output, &context);
+
+        let status = env.run(&["status"]);
+        assert_eq!(status.status.code(), Some(0), "{context}: status failed");
+        env.ok(&["apply"]);
+        assert_converged(&env, &context);
+
+        env.ok(&["down", "--all"]);
+        assert_clean(&before, &context);
+    }
+    println!("apply survived {total} kill points");
+}
+
+#[test]
+fn apply_killed_twice_in_a_row() {
+    if !require_root("apply_killed_twice_in_a_row") {
+        return;
+    }
+    let env = Env::new(CONFIG);
+    let before = system::snapshot();
+    let total = planned_steps(&env).len();
+
+    // The second run resumes from the first crash's leftovers and is killed again.
+    for kill_after in [1, total / 3, total / 2] {
+        let context = format!("apply killed after {kill_after} steps, twice");
+        assert_killed(&run_killed(&env, &["apply"], kill_after), &context);
+        let remaining = planned_steps(&env).len();
+        if remaining > 1 {
+            assert_killed(&run_killed(&env, &["apply"], 1), &context);
+        }
+        env.ok(&["apply"]);
+        assert_converged(&env, &context);
+        env.ok(&["down", "--all"]);
+        assert_clean(&before, &context);
+    }
+}
+
+#[test]
+fn down_killed_at_every_step() {
+    if !require_root("down_killed_at_every_step") {
+        return;
+    }
+    let env = Env::new(CONFIG);
+    let before = system::snapshot();
+
+    let mut kill_after = 1;
+    loop {
+        env.ok(&["apply"]);
+        assert_converged(&env, "before down");
+        let context = format!("down killed after step {kill_after}");
+        let output = run_killed(&env, &["down", "--all"], kill_after);
+        if output.status.code() == Some(0) {
+            // down finished before reaching the kill point: every boundary was tried.
+            assert_clean(&before, &context);
+            break;
+        }
+        assert_killed(&output, &context);
+        env.ok(&["status"]);
+        env.ok(&["down", "--all"]);
+        assert_clean(&before, &context);
+        kill_after += 1;
+    }
+    let points = kill_after - 1;
+    assert!(points >= 10, "down had only {points} kill points");
+    println!("down survived {points} kill points");
+}
+
+#[test]
+fn stale_netns_file_repaired_when_owned() {
+    if !require_root("stale_netns_file_repaired_when_owned") {
+        return;
+    }
+    let env = Env::new(CONFIG);
+    let before = system::snapshot();
+    env.ok(&["apply"]);
+
+    // A crash between creating /run/netns/NAME and mounting the namespace on it leaves an
+    // empty regular file; simulate it by replacing the mount with such a file.
+    let path = Path::new("/run/netns/crash-c");
+    run_ok("umount", &[&path.display().to_string()]);
+    assert_eq!(support::fs_type(path), "tmpfs");
+
+    let status = env.ok(&["status", "--json"]);
+    let status: serde_json::Value = serde_json::from_str(&status).expect("status --json");
+    let entry = status["namespaces"]
+        .as_array()
+        .expect("namespaces array")
+        .iter()
+        .find(|entry| entry["name"] == "crash-c")
+        .expect("crash-c in status")
+        .clone();
+    assert_eq!(entry["stale_file"], true, "status does not report the stale file: {entry}");
+    assert_eq!(entry["present"], false, "{entry}");
+    assert_eq!(entry["owned"], true, "{entry}");
+    let text = env.ok(&["status"]);
+    assert!(text.contains("crash-c: stale file"), "status text: {text}");
+
+    let applied = env.ok(&["apply"]);
+    assert!(applied.contains("crash-c: replace stale file"), "apply output: {applied}");
+    assert_eq!(support::fs_type(path), "nsfs");
+    assert_converged(&env, "after repairing the stale file");
+
+    env.ok(&["down", "--all"]);
+    assert_clean(&before, "after down");
+}
+
+#[test]
+fn stale_netns_file_of_others_left_alone() {
+    if !require_root("stale_netns_file_of_others_left_alone") {
+        return;
+    }
+    let env = Env::new("[namespaces.other-tool]\n");
+    let path = Path::new("/run/netns/other-tool");
+    std::fs::write(path, b"").expect("create a stale file");
+
+    let status = env.ok(&["status", "--json"]);
+    let status: serde_json::Value = serde_json::from_str(&status).expect("status --json");
+    let entry = &status["namespaces"][0];
+    assert_eq!(entry["stale_file"], true, "{entry}");
+    assert_eq!(entry["owned"], false, "{entry}");
+
+    let output = env.run(&["apply"]);
+    assert_eq!(output.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("is not a namespace mount"), "apply stderr: {stderr}");
+    assert_eq!(support::fs_type(path), "tmpfs", "apply replaced a file it does not own");
+    assert!(path.exists());
+    std::fs::remove_file(path).expect("remove the stale file");
+}
