@@ -54,11 +54,23 @@ impl ConfigError {
 
     /// A TOML syntax, type or unknown-key error, with line and column.
     pub fn syntax(path: &Path, text: &str, err: &toml::de::Error) -> Self {
-        let location = err.span().map(|span| {
-            let before = &text[..span.start.min(text.len())];
+        let location = err.span().and_then(|span| {
+            // toml reports byte offsets; `get` returns None instead of panicking should one
+            // ever fall inside a multi-byte character.
+            let before = text.get(..span.start.min(text.len()))?;
             let line = before.matches('\n').count() + 1;
-            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
-            format!("line {line}, column {column}: ")
+            let column = before.chars().count()
+                - before.rfind('\n').map_or(0, |i| before[..=i].chars().count())
+                + 1;
+            // Quote the offending value when it is short and on one line, so the message
+            // shows what was written.
+            let value = text
+                .get(span.clone())
+                .filter(|value| !value.is_empty() && value.len() <= 80 && !value.contains('\n'));
+            Some(match value {
+                Some(value) => format!("line {line}, column {column}: {value}: "),
+                None => format!("line {line}, column {column}: "),
+            })
         });
         ConfigError {
             file: path.to_owned(),
@@ -303,7 +315,7 @@ fn check_namespace(checker: &mut Checker, config: &Config, name: &str, ns: &Name
                 checker.error(vkey.clone(), format!("{unit_key:?}"), "a unit key must be letters and digits");
             }
             if value.lines().iter().any(|line| line.contains(['\n', '\0'])) {
-                checker.error(vkey, format!("{value:?}"), "a unit value must be a single line");
+                checker.error(vkey, format!("{:?}", value.lines()), "a unit value must be a single line");
             }
         }
     }
