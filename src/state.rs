@@ -195,7 +195,9 @@ fn open_lock_file(path: &Path) -> io::Result<File> {
         .flags(OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW)
         .mode(Mode::from_bits_truncate(0o644))
         .resolve(ResolveFlag::RESOLVE_NO_SYMLINKS);
-    openat2(AT_FDCWD, path, how)
+    let file = openat2(AT_FDCWD, path, how)
         .map(File::from)
-        .map_err(|err| io::Error::new(io::Error::from(err).kind(), format!("{}: {}", path.display(), err.desc())))
+        .map_err(|err| io::Error::new(io::Error::from(err).kind(), format!("{}: {}", path.display(), err.desc())))?;
+    files::set_mode(&file, 0o644, path)?;
+    Ok(file)
 }

@@ -11,7 +11,7 @@ use std::path::{Component, Path};
 
 use nix::errno::Errno;
 use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag, AT_FDCWD};
-use nix::sys::stat::{fstat, mkdirat, Mode, SFlag};
+use nix::sys::stat::{fchmod, fstat, mkdirat, Mode, SFlag};
 use nix::unistd::{ftruncate, unlinkat, UnlinkatFlags};
 
 fn open_no_symlinks(path: &Path, flags: OFlag, mode: u32) -> nix::Result<OwnedFd> {
@@ -58,15 +58,28 @@ pub fn create_dir_all(path: &Path, mode: u32) -> io::Result<()> {
             .map_err(|err| with_path(err, "cannot open directory", parent))?;
         let name = current.file_name().expect("a normal component has a name");
         match mkdirat(&parent_fd, name, Mode::from_bits_truncate(mode)) {
-            Ok(()) | Err(Errno::EEXIST) => {}
+            Ok(()) => {
+                // mkdirat applies the umask; set the mode exactly, through a descriptor opened
+                // without following symlinks.
+                let created = open_no_symlinks(&current, OFlag::O_RDONLY | OFlag::O_DIRECTORY, 0)
+                    .map_err(|err| with_path(err, "cannot open directory", &current))?;
+                set_mode(&created, mode, &current)?;
+            }
+            Err(Errno::EEXIST) => {}
             Err(err) => return Err(with_path(err, "cannot create directory", &current)),
         }
     }
     Ok(())
 }
 
+/// Sets the permission bits of an open file to exactly `mode`, whatever the umask was.
+pub fn set_mode(fd: &impl std::os::fd::AsFd, mode: u32, path: &Path) -> io::Result<()> {
+    fchmod(fd.as_fd(), Mode::from_bits_truncate(mode)).map_err(|err| with_path(err, "cannot set the mode of", path))
+}
+
 /// Rewrites a regular file in place: truncate and write through the same inode, so bind mounts
-/// of the file see the new content. Creates the file with `mode` if it is missing.
+/// of the file see the new content. Creates the file if it is missing, and sets its mode to
+/// `mode` either way.
 pub fn write_in_place(path: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
     let fd = open_no_symlinks(path, OFlag::O_WRONLY | OFlag::O_CREAT, mode)
         .map_err(|err| with_path(err, "cannot open", path))?;
@@ -77,6 +90,7 @@ pub fn write_in_place(path: &Path, contents: &[u8], mode: u32) -> io::Result<()>
             format!("{} is not a regular file", path.display()),
         ));
     }
+    set_mode(&fd, mode, path)?;
     ftruncate(&fd, 0).map_err(|err| with_path(err, "cannot truncate", path))?;
     let mut file = File::from(fd);
     file.write_all(contents)
@@ -97,6 +111,7 @@ pub fn replace(path: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
     let _ = unlinkat(&dir_fd, temp_name.as_str(), UnlinkatFlags::NoRemoveDir);
     let fd = open_no_symlinks(&temp_path, OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL, mode)
         .map_err(|err| with_path(err, "cannot create", &temp_path))?;
+    set_mode(&fd, mode, &temp_path)?;
     File::from(fd).write_all(contents)?;
     nix::fcntl::renameat(&dir_fd, temp_name.as_str(), &dir_fd, name)
         .map_err(|err| with_path(err, "cannot rename into place", path))
