@@ -170,7 +170,7 @@ fn symlink_at_netns_file_not_owned() {
     let meta = std::fs::symlink_metadata("/run/netns/path-a").expect("symlink still there");
     assert!(meta.file_type().is_symlink(), "apply replaced a symlink it does not own");
 
-    let output = env.run(&["exec", "path-a", "--", "true"]);
+    let output = env.run_config_first(&["exec", "path-a", "--", "true"]);
     assert_eq!(output.status.code(), Some(1), "exec must not enter through a symlink");
     bait.assert_untouched("exec");
 }
