@@ -159,9 +159,11 @@ impl Lock {
             // SAFETY: flock on a file descriptor we own.
             let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
             if rc == 0 {
-                if announced {
-                    tracing::info!(waited_ms = start.elapsed().as_millis() as u64, "took the lock");
-                }
+                tracing::info!(
+                    pid = std::process::id(),
+                    waited_ms = start.elapsed().as_millis() as u64,
+                    "took the lock"
+                );
                 let _ = nix::unistd::ftruncate(&file, 0);
                 let _ = nix::sys::uio::pwrite(&file, format!("{}\n", std::process::id()).as_bytes(), 0);
                 return Ok(Lock { _file: file });
@@ -174,7 +176,11 @@ impl Lock {
                 .ok()
                 .and_then(|s| s.trim().parse().ok());
             if !announced {
-                tracing::info!(holder, "waiting for another netnsctl run to finish");
+                let holder_text = holder.map_or_else(|| "another run".to_owned(), |pid| format!("process {pid}"));
+                tracing::warn!(
+                    "waiting up to {:.1} s for the lock {STATE_DIR}/lock held by {holder_text}",
+                    timeout.as_secs_f64()
+                );
                 announced = true;
             }
             if start.elapsed() >= timeout {
