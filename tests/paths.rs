@@ -249,3 +249,84 @@ fn modes_exact_under_strict_umask() {
     assert_eq!(mode(Path::new("/etc/netns/path-a/resolv.conf")), 0o644);
     env.ok(&["down", "--all"]);
 }
+
+/// Syscalls that change the file system, traced by [`writes_stay_in_netnsctl_dirs`].
+const WRITE_SYSCALLS: &str = "trace=openat,openat2,open,creat,mkdir,mkdirat,unlink,unlinkat,\
+rename,renameat,renameat2,rmdir,symlink,symlinkat,link,linkat,chmod,fchmodat,truncate,mount,umount2";
+
+/// Directories netnsctl may change, and /proc/sys/net for sysctls.
+const ALLOWED: [&str; 4] = ["/run/netns", "/run/netnsctl", "/etc/netns", "/proc/sys/net"];
+
+fn is_allowed(path: &str) -> bool {
+    ALLOWED
+        .iter()
+        .any(|dir| path == *dir || path.strip_prefix(dir).is_some_and(|rest| rest.starts_with('/')))
+}
+
+/// Returns the paths a strace line (with `-y`) changes, or nothing for reads.
+fn changed_paths(line: &str) -> Vec<String> {
+    let Some((call, rest)) = line.split_once('(') else {
+        return Vec::new();
+    };
+    let opens = ["openat", "openat2", "open"];
+    if opens.contains(&call) && !["O_WRONLY", "O_RDWR", "O_CREAT", "O_TRUNC"].iter().any(|f| rest.contains(f)) {
+        return Vec::new();
+    }
+    // Arguments are `FD</dir>, "name"` pairs or absolute `"path"`s; join each pair.
+    let mut paths = Vec::new();
+    let mut directory: Option<String> = None;
+    for argument in rest.split(", ") {
+        if let Some(start) = argument.find('<') {
+            directory = argument[start + 1..].split('>').next().map(str::to_owned);
+        } else if let Some(quoted) = argument.strip_prefix('"') {
+            let name = quoted.split('"').next().unwrap_or_default();
+            match (name.starts_with('/'), directory.take()) {
+                (true, _) => paths.push(name.to_owned()),
+                (false, Some(dir)) => paths.push(format!("{dir}/{name}")),
+                (false, None) => paths.push(format!("relative:{name}")),
+            }
+        }
+    }
+    if call == "mount" {
+        // Only the target changes; the source is read.
+        return paths.into_iter().skip(1).take(1).collect();
+    }
+    paths
+}
+
+#[test]
+fn writes_stay_in_netnsctl_dirs() {
+    if !require_root("writes_stay_in_netnsctl_dirs") {
+        return;
+    }
+    let env = Env::new(CONFIG);
+    let prefix = env.path("trace");
+    for args in [&["apply"][..], &["apply"][..], &["down", "--all"][..]] {
+        let mut strace_args = vec!["-f", "-ff", "-y", "-qq", "-e", WRITE_SYSCALLS, "-o"];
+        let prefix_text = prefix.display().to_string();
+        strace_args.push(&prefix_text);
+        let bin = support::netnsctl_bin().display().to_string();
+        strace_args.push(&bin);
+        let config = env.config.display().to_string();
+        strace_args.extend(["-c", &config]);
+        strace_args.extend_from_slice(args);
+        run_ok("strace", &strace_args);
+    }
+
+    let mut changed = Vec::new();
+    for entry in std::fs::read_dir(env.dir.path()).expect("list traces").flatten() {
+        if !entry.file_name().to_string_lossy().starts_with("trace.") {
+            continue;
+        }
+        let text = std::fs::read_to_string(entry.path()).expect("read trace");
+        for line in text.lines() {
+            changed.extend(changed_paths(line));
+        }
+    }
+    assert!(changed.iter().any(|path| path.starts_with("/etc/netns/path-a")), "trace parsing found nothing: {changed:?}");
+    let outside: Vec<&String> = changed
+        .iter()
+        .filter(|path| !is_allowed(path))
+        .collect();
+    assert!(outside.is_empty(), "writes outside the netnsctl directories: {outside:?}");
+}
