@@ -52,31 +52,38 @@ impl ConfigError {
         }
     }
 
-    /// A TOML syntax, type or unknown-key error, with line and column.
-    pub fn syntax(path: &Path, text: &str, err: &toml::de::Error) -> Self {
-        let location = err.span().and_then(|span| {
+    /// A TOML syntax, type or unknown-key error, with line and column, and the key path and
+    /// the offending text when they are known.
+    pub fn syntax(path: &Path, text: &str, key: Option<String>, err: &toml::de::Error) -> Self {
+        let span = err.span();
+        let location = span.as_ref().and_then(|span| {
             // toml reports byte offsets; `get` returns None instead of panicking should one
             // ever fall inside a multi-byte character.
             let before = text.get(..span.start.min(text.len()))?;
             let line = before.matches('\n').count() + 1;
-            let column = before.chars().count()
-                - before.rfind('\n').map_or(0, |i| before[..=i].chars().count())
-                + 1;
-            // Quote the offending value when it is short and on one line, so the message
-            // shows what was written.
-            let value = text
-                .get(span.clone())
-                .filter(|value| !value.is_empty() && value.len() <= 80 && !value.contains('\n'));
-            Some(match value {
-                Some(value) => format!("line {line}, column {column}: {value}: "),
-                None => format!("line {line}, column {column}: "),
-            })
+            let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+            let column = before[line_start..].chars().count() + 1;
+            Some(format!("line {line}, column {column}: "))
         });
+        // For an unknown key the span covers the key itself, which the key path already shows.
+        let unknown_key = err.message().starts_with("unknown field");
+        let value = key
+            .as_ref()
+            .and(span)
+            .filter(|_| !unknown_key)
+            .and_then(|span| {
+                let raw = text.get(span)?.trim();
+                (!raw.is_empty() && raw.len() <= 80 && !raw.contains('\n')).then(|| raw.to_owned())
+            });
         ConfigError {
             file: path.to_owned(),
-            key: None,
-            value: None,
-            message: format!("{}{}", location.unwrap_or_default(), err.message().trim_end()),
+            key,
+            value,
+            message: format!(
+                "{}{}",
+                location.unwrap_or_default(),
+                err.message().trim_end()
+            ),
         }
     }
 }
@@ -207,10 +214,9 @@ pub fn validate(loaded: &LoadedConfig) -> Result<(), ConfigErrors> {
                     ),
                 );
             }
-            let has_host_veth = ns
-                .veth
-                .iter()
-                .any(|v| v.peer_namespace.is_none() && v.addresses.iter().any(|a| a.addr().is_ipv4()));
+            let has_host_veth = ns.veth.iter().any(|v| {
+                v.peer_namespace.is_none() && v.addresses.iter().any(|a| a.addr().is_ipv4())
+            });
             if !has_host_veth {
                 checker.error(
                     mkey,
@@ -306,16 +312,27 @@ fn check_namespace(checker: &mut Checker, config: &Config, name: &str, ns: &Name
             checker.error(
                 format!("{key}.service.{}", key_part(section)),
                 format!("{section:?}"),
-                format!("unknown unit section: use one of {}", SERVICE_SECTIONS.join(", ")),
+                format!(
+                    "unknown unit section: use one of {}",
+                    SERVICE_SECTIONS.join(", ")
+                ),
             );
         }
         for (unit_key, value) in entries {
             let vkey = format!("{key}.service.{}.{}", key_part(section), key_part(unit_key));
             if unit_key.is_empty() || !unit_key.bytes().all(|b| b.is_ascii_alphanumeric()) {
-                checker.error(vkey.clone(), format!("{unit_key:?}"), "a unit key must be letters and digits");
+                checker.error(
+                    vkey.clone(),
+                    format!("{unit_key:?}"),
+                    "a unit key must be letters and digits",
+                );
             }
             if value.lines().iter().any(|line| line.contains(['\n', '\0'])) {
-                checker.error(vkey, format!("{:?}", value.lines()), "a unit value must be a single line");
+                checker.error(
+                    vkey,
+                    format!("{:?}", value.lines()),
+                    "a unit value must be a single line",
+                );
             }
         }
     }
@@ -327,10 +344,14 @@ fn check_namespace(checker: &mut Checker, config: &Config, name: &str, ns: &Name
             "the killswitch needs a WireGuard link: add [namespaces.NAME.wireguard.LINK] or wireguard_config",
         );
     }
-    if !ns.wireguard.is_empty() && ns.wireguard_config.is_some() {
+    if let Some(path) = ns
+        .wireguard_config
+        .as_ref()
+        .filter(|_| !ns.wireguard.is_empty())
+    {
         checker.error(
             format!("{key}.wireguard_config"),
-            format!("{:?}", ns.wireguard_config.as_ref().unwrap().display().to_string()),
+            format!("{:?}", path.display().to_string()),
             "set either `wireguard` tables or `wireguard_config`, not both",
         );
     }
@@ -460,9 +481,13 @@ fn check_links<'c>(
             );
         }
         check_addresses(checker, &format!("{vkey}.addresses"), &veth.addresses);
-        check_addresses(checker, &format!("{vkey}.peer_addresses"), &veth.peer_addresses);
+        check_addresses(
+            checker,
+            &format!("{vkey}.peer_addresses"),
+            &veth.peer_addresses,
+        );
     }
-    for (link, _) in &ns.wireguard {
+    for link in ns.wireguard.keys() {
         claim(checker, link, format!("{key}.wireguard.{}", key_part(link)));
     }
     for (i, link) in ns.interfaces.iter().enumerate() {
@@ -499,7 +524,11 @@ fn check_links<'c>(
             }
         }
         if route.via.is_none() && route.dev.is_none() {
-            checker.error(rkey.clone(), format!("{:?}", route.to), "set `via`, `dev` or both");
+            checker.error(
+                rkey.clone(),
+                format!("{:?}", route.to),
+                "set `via`, `dev` or both",
+            );
         }
         if let Some(dev) = &route.dev {
             if !links.contains_key(dev) {
@@ -518,7 +547,11 @@ fn check_addresses(checker: &mut Checker, key: &str, addresses: &[IpNet]) {
     let mut seen = BTreeSet::new();
     for (i, address) in addresses.iter().enumerate() {
         if !seen.insert(address) {
-            checker.error(format!("{key}[{i}]"), format!("{:?}", address.to_string()), "address listed twice");
+            checker.error(
+                format!("{key}[{i}]"),
+                format!("{:?}", address.to_string()),
+                "address listed twice",
+            );
         }
         if address.addr().is_unspecified() || address.addr().is_multicast() {
             checker.error(
@@ -536,7 +569,10 @@ fn check_network(checker: &mut Checker, key: &str, net: &IpNet) {
         checker.error(
             key.to_owned(),
             format!("{:?}", net.to_string()),
-            format!("host bits set past the prefix: did you mean \"{}\"?", net.trunc()),
+            format!(
+                "host bits set past the prefix: did you mean \"{}\"?",
+                net.trunc()
+            ),
         );
     }
 }
@@ -545,11 +581,16 @@ fn check_network(checker: &mut Checker, key: &str, net: &IpNet) {
 pub fn check_sysctl_key(key: &str) -> Result<(), String> {
     let normalized = key.replace('/', ".");
     if !normalized.starts_with("net.") {
-        return Err("only net.* sysctls are set per namespace; other keys would change the host".into());
+        return Err(
+            "only net.* sysctls are set per namespace; other keys would change the host".into(),
+        );
     }
-    let valid = normalized
-        .split('.')
-        .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-*?".contains(&b)));
+    let valid = normalized.split('.').all(|part| {
+        !part.is_empty()
+            && part
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_-*?".contains(&b))
+    });
     if !valid {
         return Err("a sysctl key is dot-separated words of letters, digits, '_' and '-'".into());
     }
@@ -575,3 +616,6 @@ pub fn split_endpoint(endpoint: &str) -> Option<(&str, u16)> {
     };
     (!host.is_empty() && port != 0).then_some((host, port))
 }
+
+#[cfg(test)]
+mod tests;

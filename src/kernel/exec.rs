@@ -22,7 +22,10 @@ use nix::unistd::{execvp, setgid, setgroups, setuid, User};
 use super::netns;
 
 fn context(err: nix::errno::Errno, what: String) -> io::Error {
-    io::Error::new(io::Error::from(err).kind(), format!("{what}: {}", err.desc()))
+    io::Error::new(
+        io::Error::from(err).kind(),
+        format!("{what}: {}", err.desc()),
+    )
 }
 
 /// Switches the calling (single-threaded) process into namespace `name` with its /etc files.
@@ -86,12 +89,8 @@ fn bind_etc_files(name: &str) {
 /// no step runs with fewer privileges than the next one needs. `setuid` as root sets the real,
 /// effective and saved user ids, and leaving uid 0 clears the capability sets, so the command
 /// cannot switch back.
-pub fn drop_privileges(user: &str) -> io::Result<()> {
-    let account = User::from_name(user)
-        .map_err(|err| context(err, format!("cannot look up user {user}")))?
-        .ok_or_else(|| {
-            io::Error::new(io::ErrorKind::NotFound, format!("user {user:?} not found"))
-        })?;
+pub fn drop_privileges(account: &User) -> io::Result<()> {
+    let user = &account.name;
     let name = CString::new(account.name.clone())
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "user name contains NUL"))?;
     let groups = nix::unistd::getgrouplist(&name, account.gid)
@@ -100,7 +99,9 @@ pub fn drop_privileges(user: &str) -> io::Result<()> {
     setgid(account.gid).map_err(|err| context(err, format!("cannot set gid {}", account.gid)))?;
     setuid(account.uid).map_err(|err| context(err, format!("cannot set uid {}", account.uid)))?;
     if setuid(nix::unistd::Uid::from_raw(0)).is_ok() && !account.uid.is_root() {
-        return Err(io::Error::other("privileges were not dropped: setuid(0) still succeeds"));
+        return Err(io::Error::other(
+            "privileges were not dropped: setuid(0) still succeeds",
+        ));
     }
     // SAFETY: single-threaded at this point; nothing else reads the environment concurrently.
     unsafe {
@@ -111,15 +112,26 @@ pub fn drop_privileges(user: &str) -> io::Result<()> {
     Ok(())
 }
 
+/// Looks up a user by name; `Ok(None)` when no such user exists.
+pub fn lookup_user(user: &str) -> io::Result<Option<User>> {
+    User::from_name(user).map_err(|err| context(err, format!("cannot look up user {user}")))
+}
+
 /// Replaces this process with `command`. Returns only on failure, with the exit status to use:
 /// 127 when the command is not found, 126 when it cannot be run.
 pub fn exec_command(command: &[String]) -> (io::Error, u8) {
-    let args: Result<Vec<CString>, _> = command.iter().map(|arg| CString::new(arg.as_str())).collect();
+    let args: Result<Vec<CString>, _> = command
+        .iter()
+        .map(|arg| CString::new(arg.as_str()))
+        .collect();
     let args = match args {
         Ok(args) if !args.is_empty() => args,
         _ => {
             return (
-                io::Error::new(io::ErrorKind::InvalidInput, "invalid command: empty or contains NUL"),
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "invalid command: empty or contains NUL",
+                ),
                 2,
             )
         }
@@ -128,6 +140,10 @@ pub fn exec_command(command: &[String]) -> (io::Error, u8) {
         Err(err) => err,
         Ok(never) => match never {},
     };
-    let status = if err == nix::errno::Errno::ENOENT { 127 } else { 126 };
+    let status = if err == nix::errno::Errno::ENOENT {
+        127
+    } else {
+        126
+    };
     (context(err, format!("cannot run {}", command[0])), status)
 }

@@ -149,7 +149,10 @@ pub fn ruleset_generation() -> io::Result<u32> {
     let size = socket.recv(&mut &mut buffer[..], 0)?;
     let reply = &buffer[..size];
     if reply.len() < 20 {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, "short nfnetlink reply"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "short nfnetlink reply",
+        ));
     }
     let reply_type = u16::from_ne_bytes([reply[4], reply[5]]);
     if reply_type == NLMSG_ERROR {
@@ -175,5 +178,8 @@ pub fn ruleset_generation() -> io::Result<u32> {
         }
         offset += (length + 3) & !3;
     }
-    Err(io::Error::new(io::ErrorKind::InvalidData, "nfnetlink reply has no generation id"))
+    Err(io::Error::new(
+        io::ErrorKind::InvalidData,
+        "nfnetlink reply has no generation id",
+    ))
 }
