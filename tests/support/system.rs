@@ -17,7 +17,9 @@ pub struct Snapshot {
     pub etc_netns: BTreeSet<String>,
     /// Files and directories under /run/netnsctl except the lock file, relative paths.
     pub state: BTreeSet<String>,
-    /// Mount points with their file system type, from /proc/self/mountinfo.
+    /// Mount points with their file system type, from /proc/self/mountinfo, except /run/netns
+    /// itself: netnsctl, like `ip netns add`, bind-mounts /run/netns onto itself once and keeps
+    /// it, so that namespaces mounted later propagate to every mount namespace with a copy.
     pub mounts: BTreeSet<String>,
     /// Host links as `NAME kind=KIND master=BRIDGE`.
     pub links: BTreeSet<String>,
@@ -37,7 +39,10 @@ pub fn snapshot() -> Snapshot {
             .into_iter()
             .filter(|entry| entry != "lock")
             .collect(),
-        mounts: mount_points(),
+        mounts: mount_points()
+            .into_iter()
+            .filter(|mount| !mount.starts_with("/run/netns "))
+            .collect(),
         links: host_links(),
         addresses: host_addresses(),
         host_ruleset: run_ok("nft", &["list", "ruleset"]),
