@@ -146,7 +146,7 @@ fn exec_unknown_user_runs_nothing() {
     let touch = format!("touch {}", marker.display());
     let output =
         env.run_config_first(&["exec", "priv-a", "--user", "no-such-user-netnsctl", "--", "sh", "-c", &touch]);
-    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(output.status.code(), Some(2), "an unknown user is a usage error");
     assert!(stderr(&output).contains("\"no-such-user-netnsctl\" not found"), "{}", stderr(&output));
     assert!(!marker.exists(), "the command ran although the user does not exist");
 }
