@@ -73,6 +73,9 @@ pub fn apply(global: &GlobalArgs, names: &[String]) -> u8 {
     for step in &outcome.applied {
         println!("{step}");
     }
+    for note in &outcome.notes {
+        println!("{note}");
+    }
     for failure in &outcome.failures {
         eprintln!("error: {failure}");
     }
