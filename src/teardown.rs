@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use crate::apply::step_boundary;
 use crate::desired::links;
 use crate::kernel::netlink::{LinkId, Netlink};
 use crate::kernel::netns::{self, NetnsFile};
@@ -88,24 +89,25 @@ pub fn down(names: &[String], force: bool) -> Teardown {
             result.failures.push(format!("{name}: {err}"));
             continue;
         }
-        crate::apply::step_boundary();
+        step_boundary();
         if let Err(err) = remove_etc_files(name) {
             result.failures.push(format!("{name}: {err}"));
             continue;
         }
-        crate::apply::step_boundary();
+        step_boundary();
         if let Err(err) = state::remove_record(name) {
             result
                 .failures
                 .push(format!("{name}: cannot remove state record: {err}"));
             continue;
         }
+        step_boundary();
         tracing::info!(namespace = name.as_str(), "removed namespace");
         result.removed.push(name.clone());
     }
-    if !result.removed.is_empty() {
-        result.failures.extend(update_host());
-    }
+    // Also when nothing was removed in this run: a run killed after removing the last record
+    // leaves the host table and bridges for this one to clean up.
+    result.failures.extend(update_host());
     result
 }
 
@@ -118,6 +120,7 @@ fn remove_links(name: &str, record: &Record) -> Vec<String> {
         if let Err(err) = crate::apply::links::delete_wireguard(name, wg) {
             failures.push(err);
         }
+        step_boundary();
     }
     let path = netns::netns_path(name);
     let attached = matches!(netns::inspect(&path), Ok(NetnsFile::Attached { .. }));
@@ -133,6 +136,7 @@ fn remove_links(name: &str, record: &Record) -> Vec<String> {
                         failures.push(format!("cannot move link {link} back to the host: {err}"))
                     }
                 }
+                step_boundary();
             }
             for link in &record.veths {
                 let found = netlink.get_link(LinkId::Name(link));
@@ -145,6 +149,7 @@ fn remove_links(name: &str, record: &Record) -> Vec<String> {
                     Ok(None) => {}
                     Err(err) => failures.push(err.to_string()),
                 }
+                step_boundary();
             }
             Ok(failures)
         });
@@ -165,6 +170,7 @@ fn remove_links(name: &str, record: &Record) -> Vec<String> {
                             if let Err(err) = netlink.del_link(found.index) {
                                 failures.push(err.to_string());
                             }
+                            step_boundary();
                         }
                     }
                 }
@@ -211,6 +217,7 @@ fn update_host() -> Vec<String> {
                 Err(err) => failures.push(format!("cannot delete the host table: {err}")),
             },
         }
+        step_boundary();
     }
     if rules.is_empty() {
         if let Some(before) = host.ip_forward_before.take() {
@@ -220,6 +227,7 @@ fn update_host() -> Vec<String> {
                 ));
                 host.ip_forward_before = Some(before);
             }
+            step_boundary();
         }
     }
     if remaining.is_empty() && !host.bridges.is_empty() {
@@ -240,6 +248,7 @@ fn update_host() -> Vec<String> {
                     } else {
                         tracing::info!(bridge = bridge.as_str(), "deleted bridge");
                     }
+                    step_boundary();
                 }
                 host.bridges = kept;
             }

@@ -13,6 +13,7 @@ use std::process::{Command, Output};
 use support::system::{self, Snapshot};
 use support::{require_root, run_ok, Env};
 
+
 /// The config every crash test applies. It uses every feature that creates kernel or file state,
 /// so each kind of step is interrupted at least once.
 const CONFIG: &str = r#"
@@ -49,6 +50,60 @@ table inet crash_d {
 [namespaces.crash-e]
 sysctl = { "net.ipv4.ip_default_ttl" = 95, "net.ipv4.tcp_syncookies" = 0 }
 dns = { nameservers = ["10.53.0.5"], search = ["e.lab", "lab"] }
+
+[bridges.br-crash]
+addresses = ["10.92.0.1/24", "fd92::1/64"]
+
+# crash-a: a veth to the host with a default route, a port mapping and masquerade.
+[[namespaces.crash-a.veth]]
+name = "eth0"
+peer = "ve-crash-a"
+addresses = ["10.91.0.2/30", "fd91::2/64"]
+peer_addresses = ["10.91.0.1/30", "fd91::1/64"]
+masquerade = true
+
+[[namespaces.crash-a.route]]
+to = "default"
+via = "10.91.0.1"
+
+[[namespaces.crash-a.port_mapping]]
+protocol = "tcp"
+host_port = 8091
+port = 80
+
+[[namespaces.crash-a.port_mapping]]
+protocol = "udp"
+host_port = 5391
+port = 53
+
+# crash-b: a veth into crash-a.
+[[namespaces.crash-b.veth]]
+name = "to-a"
+peer = "to-b"
+peer_namespace = "crash-a"
+addresses = ["10.93.0.2/30"]
+peer_addresses = ["10.93.0.1/30"]
+
+[[namespaces.crash-b.route]]
+to = "10.91.0.0/30"
+via = "10.93.0.1"
+
+# crash-c and crash-d: ports of the host bridge.
+[[namespaces.crash-c.veth]]
+name = "eth0"
+peer = "ve-crash-c"
+peer_bridge = "br-crash"
+addresses = ["10.92.0.13/24", "fd92::13/64"]
+
+[[namespaces.crash-d.veth]]
+name = "eth0"
+peer = "ve-crash-d"
+peer_bridge = "br-crash"
+addresses = ["10.92.0.14/24"]
+
+[[namespaces.crash-d.route]]
+to = "default"
+via = "10.92.0.1"
 "#;
 
 /// Minimum number of kill points the config must produce.
@@ -115,6 +170,77 @@ fn assert_converged(env: &Env, context: &str) {
             }
             None => assert!(ruleset.trim().is_empty(), "{context}: {name} has a ruleset"),
         }
+        assert_links_of(name, &spec.config, context);
+    }
+
+    for (bridge, spec) in &loaded.config.bridges {
+        let link = link_json(None, bridge).unwrap_or_else(|| panic!("{context}: bridge {bridge} missing"));
+        assert_eq!(link["linkinfo"]["info_kind"], "bridge", "{context}: {bridge}");
+        assert_addresses(&link, &spec.addresses, &format!("{context}: bridge {bridge}"));
+    }
+    let host_table = run_ok("nft", &["list", "table", "inet", "netnsctl"]);
+    for ns in loaded.config.namespaces.values() {
+        for mapping in &ns.port_mapping {
+            let rule = format!("{} dport {}", mapping.protocol, mapping.host_port);
+            assert!(host_table.contains(&rule), "{context}: host table lacks `{rule}`");
+        }
+    }
+}
+
+/// Returns `ip -d -j link show NAME` in namespace `ns` (the host for `None`).
+fn link_json(ns: Option<&str>, name: &str) -> Option<serde_json::Value> {
+    let mut args = Vec::new();
+    if let Some(ns) = ns {
+        args.extend(["-n", ns]);
+    }
+    args.extend(["-d", "-j", "address", "show", "dev", name]);
+    let output = support::run("ip", &args);
+    if !output.status.success() {
+        return None;
+    }
+    let links: Vec<serde_json::Value> = serde_json::from_slice(&output.stdout).ok()?;
+    links.into_iter().next()
+}
+
+fn assert_addresses(link: &serde_json::Value, wanted: &[ipnet::IpNet], context: &str) {
+    let found: Vec<String> = link["addr_info"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|address| format!("{}/{}", address["local"].as_str().unwrap_or("?"), address["prefixlen"]))
+        .collect();
+    for address in wanted {
+        assert!(found.contains(&address.to_string()), "{context}: {address} missing from {found:?}");
+    }
+}
+
+/// Checks the veths and routes of one namespace with `ip`.
+fn assert_links_of(name: &str, config: &netnsctl::config::Namespace, context: &str) {
+    for veth in &config.veth {
+        let inside = link_json(Some(name), &veth.name)
+            .unwrap_or_else(|| panic!("{context}: {name} lacks veth {}", veth.name));
+        assert_eq!(inside["linkinfo"]["info_kind"], "veth", "{context}: {name} {}", veth.name);
+        assert_eq!(inside["operstate"], "UP", "{context}: {name} {} not up", veth.name);
+        assert_addresses(&inside, &veth.addresses, &format!("{context}: {name} {}", veth.name));
+
+        let peer = link_json(veth.peer_namespace.as_deref(), &veth.peer)
+            .unwrap_or_else(|| panic!("{context}: peer {} of {name} missing", veth.peer));
+        assert_addresses(&peer, &veth.peer_addresses, &format!("{context}: peer {}", veth.peer));
+        if let Some(bridge) = &veth.peer_bridge {
+            assert_eq!(peer["master"], bridge.as_str(), "{context}: {} not a port of {bridge}", veth.peer);
+        }
+    }
+    let routes = run_ok("ip", &["-n", name, "route", "show"]);
+    for route in &config.route {
+        let destination = if route.to == "default" { "default".to_owned() } else { route.to.clone() };
+        let wanted = match route.via {
+            Some(via) => format!("{destination} via {via}"),
+            None => destination,
+        };
+        if route.via.is_some_and(|via| via.is_ipv6()) {
+            continue;
+        }
+        assert!(routes.contains(&wanted), "{context}: {name} lacks route `{wanted}`: {routes}");
     }
 }
 

@@ -27,6 +27,8 @@ pub struct Snapshot {
     pub addresses: BTreeSet<String>,
     /// `nft list ruleset` in the host namespace.
     pub host_ruleset: String,
+    /// The host's net.ipv4.ip_forward, which masquerade and port mappings turn on.
+    pub ip_forward: String,
 }
 
 /// Reads the current state.
@@ -46,6 +48,10 @@ pub fn snapshot() -> Snapshot {
         links: host_links(),
         addresses: host_addresses(),
         host_ruleset: run_ok("nft", &["list", "ruleset"]),
+        ip_forward: std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward")
+            .expect("read ip_forward")
+            .trim()
+            .to_owned(),
     }
 }
 
@@ -59,6 +65,7 @@ pub fn assert_same(before: &Snapshot, after: &Snapshot, context: &str) {
     assert_eq!(before.links, after.links, "{context}: host links changed");
     assert_eq!(before.addresses, after.addresses, "{context}: host addresses changed");
     assert_eq!(before.host_ruleset, after.host_ruleset, "{context}: host ruleset changed");
+    assert_eq!(before.ip_forward, after.ip_forward, "{context}: host ip_forward changed");
 }
 
 /// Lists the entries under `root` as relative paths; `recursive` descends into directories.
