@@ -196,3 +196,71 @@ sysctl = { "net.ipv4.ip_default_ttl" = 70 }
     assert_eq!(support::sysctl_in("fault-b", "net.ipv4.ip_default_ttl"), "70");
     env.ok(&["down", "--all"]);
 }
+
+#[test]
+fn netlink_error_names_object_and_reason() {
+    if !require_root("netlink_error_names_object_and_reason") {
+        return;
+    }
+    // nl-b's route has a gateway no link reaches, and nl-c's IPv6 address goes on a link with
+    // IPv6 disabled: the kernel rejects both. nl-a has nothing wrong.
+    let env = Env::new(
+        r#"
+[namespaces.nl-a]
+sysctl = { "net.ipv4.ip_default_ttl" = 71 }
+[[namespaces.nl-a.veth]]
+name = "eth0"
+peer = "ve-nl-a"
+addresses = ["10.94.0.2/30"]
+peer_addresses = ["10.94.0.1/30"]
+
+[namespaces.nl-b]
+sysctl = { "net.ipv4.ip_default_ttl" = 72 }
+[[namespaces.nl-b.veth]]
+name = "eth0"
+peer = "ve-nl-b"
+addresses = ["10.95.0.2/30"]
+peer_addresses = ["10.95.0.1/30"]
+[[namespaces.nl-b.route]]
+to = "10.99.0.0/24"
+via = "10.55.0.1"
+
+[namespaces.nl-c]
+sysctl = { "net.ipv6.conf.all.disable_ipv6" = 1, "net.ipv6.conf.default.disable_ipv6" = 1 }
+[[namespaces.nl-c.veth]]
+name = "eth0"
+peer = "ve-nl-c"
+addresses = ["10.96.0.2/30", "fd96::2/64"]
+peer_addresses = ["10.96.0.1/30"]
+"#,
+    );
+    let output = env.run(&["apply"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let errors: Vec<&str> = stderr.lines().filter(|line| line.starts_with("error: ")).collect();
+    assert_eq!(errors.len(), 2, "one error per failed object: {errors:?}");
+    assert!(
+        errors.contains(&"error: nl-b: add route 10.99.0.0/24 via 10.55.0.1: Network is unreachable (os error 101)"),
+        "{errors:?}"
+    );
+    let address_error = errors
+        .iter()
+        .find(|line| line.starts_with("error: nl-c: "))
+        .expect("an error naming nl-c");
+    assert!(address_error.contains("fd96::2/64 to eth0"), "{address_error}");
+    assert!(address_error.contains("Permission denied"), "{address_error}");
+    assert!(address_error.contains("IPv6 is disabled"), "{address_error}");
+
+    // Everything else converged, in the failing namespaces too.
+    assert_eq!(support::sysctl_in("nl-a", "net.ipv4.ip_default_ttl"), "71");
+    assert_eq!(support::sysctl_in("nl-b", "net.ipv4.ip_default_ttl"), "72");
+    let addresses = support::run_ok("ip", &["-n", "nl-c", "-o", "address", "show", "dev", "eth0"]);
+    assert!(addresses.contains("10.96.0.2/30"), "{addresses}");
+    let mut steps: Vec<String> = planned_steps(&env)
+        .iter()
+        .map(|step| format!("{} {}", step["namespace"], step["action"]))
+        .collect();
+    steps.sort();
+    assert_eq!(steps, ["\"nl-b\" \"add-route\"", "\"nl-c\" \"add-address\""], "remaining steps");
+    env.ok(&["down", "--all"]);
+}
