@@ -19,6 +19,24 @@ table inet own_a {
 """
 dns = { nameservers = ["10.53.0.1"] }
 
+# A veth to the host with a port mapping, so netnsctl loads its own host table next to the
+# foreign one.
+[[namespaces.own-a.veth]]
+name = "eth0"
+peer = "ve-own-a"
+addresses = ["10.98.0.2/30"]
+peer_addresses = ["10.98.0.1/30"]
+
+[[namespaces.own-a.port_mapping]]
+protocol = "tcp"
+host_port = 8098
+port = 80
+
+# The host end's name is taken by the foreign veth: netnsctl must leave that link alone.
+[[namespaces.own-a.veth]]
+name = "eth1"
+peer = "fhost0"
+
 [namespaces.foreign-ns]
 sysctl = { "net.ipv4.ip_default_ttl" = 99 }
 dns = { nameservers = ["10.53.0.99"] }
@@ -63,6 +81,7 @@ fn read_foreign(context: &str) -> Foreign {
         veth: run_ok("ip", &["-o", "link", "show", "type", "veth"])
             .lines()
             .map(|line| line.split(':').nth(1).unwrap_or("").trim().to_owned())
+            .filter(|name| name.starts_with("fhost"))
             .collect::<Vec<_>>()
             .join(" "),
         host_table: run_ok("nft", &["list", "table", "inet", "foreign_t"]),
@@ -114,9 +133,24 @@ fn foreign_state_survives_every_command() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1));
     assert!(stderr.contains("foreign-ns: not created by netnsctl"), "{stderr}");
+    let note = stderr_of(&env.run(&["apply"]))
+        .lines()
+        .find(|line| line.contains("link fhost0 already exists"))
+        .map(str::to_owned);
+    assert!(note.is_some(), "apply did not say why it left fhost0 alone");
+    let tables = run_ok("nft", &["list", "tables"]);
+    assert!(tables.contains("table inet netnsctl"), "{tables}");
+    assert!(tables.contains("table inet foreign_t"), "{tables}");
+
     env.ok(&["down", "--all"]);
     assert_eq!(read_foreign("at the end"), original);
     assert!(!support::ip_netns_list().contains(&"own-a".to_owned()));
+    let tables = run_ok("nft", &["list", "tables"]);
+    assert!(!tables.contains("table inet netnsctl"), "{tables}");
+}
+
+fn stderr_of(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 #[test]
