@@ -16,15 +16,22 @@ use support::{require_root, Env};
 /// Rounds of four concurrent runs.
 const ROUNDS: usize = 10;
 
-/// Three configs over overlapping namespaces; each sets its own TTL and name server, so the
-/// final state shows which one was applied last.
+/// Three configs over overlapping namespaces; each sets its own TTL, name server, ruleset and
+/// veth addresses, so the final state shows which one was applied last. Every namespace has a
+/// veth to the host with a port mapping, so runs also race on the host table.
 fn race_config(ttl: u32, names: &[&str]) -> String {
     let mut text = String::new();
     for name in names {
+        // The namespace's letter numbers its subnet and host port.
+        let index = u32::from(name.as_bytes()[name.len() - 1] - b'a');
         text.push_str(&format!(
             "[namespaces.{name}]\nsysctl = {{ \"net.ipv4.ip_default_ttl\" = {ttl} }}\n\
              dns = {{ nameservers = [\"10.53.0.{ttl}\"] }}\n\
-             nftables = \"table inet race_{ttl} {{\\n chain c {{\\n type filter hook input priority 0;\\n }}\\n}}\\n\"\n\n"
+             nftables = \"table inet race_{ttl} {{\\n chain c {{\\n type filter hook input priority 0;\\n }}\\n}}\\n\"\n\
+             [[namespaces.{name}.veth]]\nname = \"eth0\"\npeer = \"ve-{name}\"\n\
+             addresses = [\"10.{ttl}.{index}.2/30\"]\npeer_addresses = [\"10.{ttl}.{index}.1/30\"]\n\
+             [[namespaces.{name}.port_mapping]]\nprotocol = \"tcp\"\nhost_port = {port}\nport = 80\n\n",
+            port = 8100 + index,
         ));
     }
     text
@@ -107,6 +114,7 @@ fn concurrent_runs_serialize() {
         })
         .collect();
 
+    let before = system::snapshot();
     let mut waited = 0;
     for round in 0..ROUNDS {
         let log_path = env.path(&format!("round-{round}.log"));
@@ -149,6 +157,9 @@ fn concurrent_runs_serialize() {
         assert_state_of(config.as_deref(), &format!("round {round}, last run {label}"));
     }
     println!("{} concurrent runs in {ROUNDS} rounds, {waited} waited for the lock", ROUNDS * 4);
+
+    env.ok(&["down", "--all"]);
+    system::assert_same(&before, &system::snapshot(), "after the last down --all");
 }
 
 /// Holds /run/netnsctl/lock like a netnsctl run would, with this process's pid in it.
