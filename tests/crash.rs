@@ -399,3 +399,61 @@ fn stale_netns_file_of_others_left_alone() {
     assert!(path.exists());
     std::fs::remove_file(path).expect("remove the stale file");
 }
+
+/// Kills spread over the time one full apply (or down) takes, so most land inside a step:
+/// between creating /run/netns/NAME and mounting it, while nft loads, between writing a record's
+/// temporary file and renaming it.
+const TIMED_KILLS: u32 = 24;
+
+/// Starts netnsctl ARGS and SIGKILLs it after `delay`, unless it exited before. Returns whether
+/// the kill landed.
+fn run_and_kill_after(env: &Env, args: &[&str], delay: std::time::Duration) -> bool {
+    let mut child = Command::new(support::netnsctl_bin())
+        .args(args)
+        .arg("-c")
+        .arg(&env.config)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn netnsctl");
+    std::thread::sleep(delay);
+    // An error here means the process already exited; the kill came too late, which is fine.
+    let _ = child.kill();
+    let status = child.wait().expect("wait for netnsctl");
+    eprintln!("killed after {delay:?}: {status:?}");
+    use std::os::unix::process::ExitStatusExt;
+    status.signal() == Some(libc::SIGKILL)
+}
+
+#[test]
+fn apply_and_down_killed_mid_step() {
+    if !require_root("apply_and_down_killed_mid_step") {
+        return;
+    }
+    let env = Env::new(CONFIG);
+    let before = system::snapshot();
+
+    // Time one full apply and down; the kills are spread over these durations. The durations
+    // only place the kills and are never asserted.
+    let started = std::time::Instant::now();
+    env.ok(&["apply"]);
+    let apply_time = started.elapsed();
+    let started = std::time::Instant::now();
+    env.ok(&["down", "--all"]);
+    let down_time = started.elapsed();
+
+    let mut landed = 0;
+    for i in 1..=TIMED_KILLS {
+        let context = format!("apply killed at {i}/{TIMED_KILLS} of its run time");
+        landed += u32::from(run_and_kill_after(&env, &["apply"], apply_time * i / TIMED_KILLS));
+        env.ok(&["status"]);
+        env.ok(&["apply"]);
+        assert_converged(&env, &context);
+
+        let context = format!("down killed at {i}/{TIMED_KILLS} of its run time");
+        landed += u32::from(run_and_kill_after(&env, &["down", "--all"], down_time * i / TIMED_KILLS));
+        env.ok(&["down", "--all"]);
+        assert_clean(&before, &context);
+    }
+    println!("{landed} of {} timed kills landed before the run ended", 2 * TIMED_KILLS);
+}
