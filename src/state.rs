@@ -333,7 +333,8 @@ impl Lock {
                 .ok()
                 .and_then(|s| s.trim().parse().ok());
             if !announced {
-                let holder_text = holder.map_or_else(|| "another run".to_owned(), |pid| format!("process {pid}"));
+                let holder_text =
+                    holder.map_or_else(|| "another run".to_owned(), |pid| format!("process {pid}"));
                 tracing::warn!(
                     "waiting up to {:.1} s for the lock {STATE_DIR}/lock held by {holder_text}",
                     timeout.as_secs_f64()
@@ -358,12 +359,14 @@ fn open_lock_file(path: &Path) -> io::Result<File> {
         .flags(OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW)
         .mode(Mode::from_bits_truncate(0o644))
         .resolve(ResolveFlag::RESOLVE_NO_SYMLINKS);
-    let file = openat2(AT_FDCWD, path, how).map(File::from).map_err(|err| {
-        io::Error::new(
-            io::Error::from(err).kind(),
-            format!("{}: {}", path.display(), err.desc()),
-        )
-    })?;
+    let file = openat2(AT_FDCWD, path, how)
+        .map(File::from)
+        .map_err(|err| {
+            io::Error::new(
+                io::Error::from(err).kind(),
+                format!("{}: {}", path.display(), err.desc()),
+            )
+        })?;
     files::set_mode(&file, 0o644, path)?;
     Ok(file)
 }

@@ -13,7 +13,6 @@ use std::process::{Command, Output};
 use support::system::{self, Snapshot};
 use support::{require_root, run_ok, Env};
 
-
 /// The config every crash test applies. It uses every feature that creates kernel or file state,
 /// so each kind of step is interrupted at least once.
 const CONFIG: &str = r#"
@@ -146,26 +145,48 @@ fn assert_killed(output: &Output, context: &str) {
 /// Checks every setting of CONFIG with independent tools.
 fn assert_converged(env: &Env, context: &str) {
     let steps = planned_steps(env);
-    assert!(steps.is_empty(), "{context}: plan still lists steps: {steps:?}");
+    assert!(
+        steps.is_empty(),
+        "{context}: plan still lists steps: {steps:?}"
+    );
 
     let loaded = netnsctl::config::parse(&env.config, CONFIG).expect("CONFIG parses");
     let desired = netnsctl::desired::resolve(&loaded, &[], &Default::default()).expect("resolves");
     let listed = support::ip_netns_list();
     for (name, spec) in &desired.namespaces {
-        assert!(listed.contains(name), "{context}: {name} missing from ip netns list");
+        assert!(
+            listed.contains(name),
+            "{context}: {name} missing from ip netns list"
+        );
         let path = Path::new("/run/netns").join(name);
-        assert_eq!(support::fs_type(&path), "nsfs", "{context}: {name} not an nsfs mount");
+        assert_eq!(
+            support::fs_type(&path),
+            "nsfs",
+            "{context}: {name} not an nsfs mount"
+        );
         for (key, value) in &spec.sysctls {
-            assert_eq!(&support::sysctl_in(name, key), value, "{context}: {name} sysctl {key}");
+            assert_eq!(
+                &support::sysctl_in(name, key),
+                value,
+                "{context}: {name} sysctl {key}"
+            );
         }
-        let resolv = std::fs::read_to_string(Path::new("/etc/netns").join(name).join("resolv.conf"))
-            .unwrap_or_else(|err| panic!("{context}: {name} resolv.conf: {err}"));
+        let resolv =
+            std::fs::read_to_string(Path::new("/etc/netns").join(name).join("resolv.conf"))
+                .unwrap_or_else(|err| panic!("{context}: {name} resolv.conf: {err}"));
         assert_eq!(resolv, spec.resolv_conf, "{context}: {name} resolv.conf");
         let ruleset = support::ruleset_in(name);
         match &spec.ruleset {
             Some(wanted) => {
-                for header in wanted.text.lines().filter(|line| line.starts_with("table ")) {
-                    assert!(ruleset.contains(header), "{context}: {name} lacks `{header}`");
+                for header in wanted
+                    .text
+                    .lines()
+                    .filter(|line| line.starts_with("table "))
+                {
+                    assert!(
+                        ruleset.contains(header),
+                        "{context}: {name} lacks `{header}`"
+                    );
                 }
             }
             None => assert!(ruleset.trim().is_empty(), "{context}: {name} has a ruleset"),
@@ -174,15 +195,26 @@ fn assert_converged(env: &Env, context: &str) {
     }
 
     for (bridge, spec) in &loaded.config.bridges {
-        let link = link_json(None, bridge).unwrap_or_else(|| panic!("{context}: bridge {bridge} missing"));
-        assert_eq!(link["linkinfo"]["info_kind"], "bridge", "{context}: {bridge}");
-        assert_addresses(&link, &spec.addresses, &format!("{context}: bridge {bridge}"));
+        let link =
+            link_json(None, bridge).unwrap_or_else(|| panic!("{context}: bridge {bridge} missing"));
+        assert_eq!(
+            link["linkinfo"]["info_kind"], "bridge",
+            "{context}: {bridge}"
+        );
+        assert_addresses(
+            &link,
+            &spec.addresses,
+            &format!("{context}: bridge {bridge}"),
+        );
     }
     let host_table = run_ok("nft", &["list", "table", "inet", "netnsctl"]);
     for ns in loaded.config.namespaces.values() {
         for mapping in &ns.port_mapping {
             let rule = format!("{} dport {}", mapping.protocol, mapping.host_port);
-            assert!(host_table.contains(&rule), "{context}: host table lacks `{rule}`");
+            assert!(
+                host_table.contains(&rule),
+                "{context}: host table lacks `{rule}`"
+            );
         }
     }
 }
@@ -207,10 +239,19 @@ fn assert_addresses(link: &serde_json::Value, wanted: &[ipnet::IpNet], context: 
         .as_array()
         .into_iter()
         .flatten()
-        .map(|address| format!("{}/{}", address["local"].as_str().unwrap_or("?"), address["prefixlen"]))
+        .map(|address| {
+            format!(
+                "{}/{}",
+                address["local"].as_str().unwrap_or("?"),
+                address["prefixlen"]
+            )
+        })
         .collect();
     for address in wanted {
-        assert!(found.contains(&address.to_string()), "{context}: {address} missing from {found:?}");
+        assert!(
+            found.contains(&address.to_string()),
+            "{context}: {address} missing from {found:?}"
+        );
     }
 }
 
@@ -219,20 +260,45 @@ fn assert_links_of(name: &str, config: &netnsctl::config::Namespace, context: &s
     for veth in &config.veth {
         let inside = link_json(Some(name), &veth.name)
             .unwrap_or_else(|| panic!("{context}: {name} lacks veth {}", veth.name));
-        assert_eq!(inside["linkinfo"]["info_kind"], "veth", "{context}: {name} {}", veth.name);
-        assert_eq!(inside["operstate"], "UP", "{context}: {name} {} not up", veth.name);
-        assert_addresses(&inside, &veth.addresses, &format!("{context}: {name} {}", veth.name));
+        assert_eq!(
+            inside["linkinfo"]["info_kind"], "veth",
+            "{context}: {name} {}",
+            veth.name
+        );
+        assert_eq!(
+            inside["operstate"], "UP",
+            "{context}: {name} {} not up",
+            veth.name
+        );
+        assert_addresses(
+            &inside,
+            &veth.addresses,
+            &format!("{context}: {name} {}", veth.name),
+        );
 
         let peer = link_json(veth.peer_namespace.as_deref(), &veth.peer)
             .unwrap_or_else(|| panic!("{context}: peer {} of {name} missing", veth.peer));
-        assert_addresses(&peer, &veth.peer_addresses, &format!("{context}: peer {}", veth.peer));
+        assert_addresses(
+            &peer,
+            &veth.peer_addresses,
+            &format!("{context}: peer {}", veth.peer),
+        );
         if let Some(bridge) = &veth.peer_bridge {
-            assert_eq!(peer["master"], bridge.as_str(), "{context}: {} not a port of {bridge}", veth.peer);
+            assert_eq!(
+                peer["master"],
+                bridge.as_str(),
+                "{context}: {} not a port of {bridge}",
+                veth.peer
+            );
         }
     }
     let routes = run_ok("ip", &["-n", name, "route", "show"]);
     for route in &config.route {
-        let destination = if route.to == "default" { "default".to_owned() } else { route.to.clone() };
+        let destination = if route.to == "default" {
+            "default".to_owned()
+        } else {
+            route.to.clone()
+        };
         let wanted = match route.via {
             Some(via) => format!("{destination} via {via}"),
             None => destination,
@@ -240,7 +306,10 @@ fn assert_links_of(name: &str, config: &netnsctl::config::Namespace, context: &s
         if route.via.is_some_and(|via| via.is_ipv6()) {
             continue;
         }
-        assert!(routes.contains(&wanted), "{context}: {name} lacks route `{wanted}`: {routes}");
+        assert!(
+            routes.contains(&wanted),
+            "{context}: {name} lacks route `{wanted}`: {routes}"
+        );
     }
 }
 
@@ -249,7 +318,11 @@ fn assert_links_of(name: &str, config: &netnsctl::config::Namespace, context: &s
 fn assert_clean(before: &Snapshot, context: &str) {
     let after = system::snapshot();
     system::assert_same(before, &after, context);
-    assert!(system::nsfs_mounts().is_empty(), "{context}: nsfs mounts left: {:?}", system::nsfs_mounts());
+    assert!(
+        system::nsfs_mounts().is_empty(),
+        "{context}: nsfs mounts left: {:?}",
+        system::nsfs_mounts()
+    );
     let records = system::list_tree(Path::new("/run/netnsctl/namespaces"), true);
     assert!(records.is_empty(), "{context}: records left: {records:?}");
 }
@@ -361,14 +434,20 @@ fn stale_netns_file_repaired_when_owned() {
         .find(|entry| entry["name"] == "crash-c")
         .expect("crash-c in status")
         .clone();
-    assert_eq!(entry["stale_file"], true, "status does not report the stale file: {entry}");
+    assert_eq!(
+        entry["stale_file"], true,
+        "status does not report the stale file: {entry}"
+    );
     assert_eq!(entry["present"], false, "{entry}");
     assert_eq!(entry["owned"], true, "{entry}");
     let text = env.ok(&["status"]);
     assert!(text.contains("crash-c: stale file"), "status text: {text}");
 
     let applied = env.ok(&["apply"]);
-    assert!(applied.contains("crash-c: replace stale file"), "apply output: {applied}");
+    assert!(
+        applied.contains("crash-c: replace stale file"),
+        "apply output: {applied}"
+    );
     assert_eq!(support::fs_type(path), "nsfs");
     assert_converged(&env, "after repairing the stale file");
 
@@ -394,8 +473,15 @@ fn stale_netns_file_of_others_left_alone() {
     let output = env.run(&["apply"]);
     assert_eq!(output.status.code(), Some(0));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("is not a namespace mount"), "apply stderr: {stderr}");
-    assert_eq!(support::fs_type(path), "tmpfs", "apply replaced a file it does not own");
+    assert!(
+        stderr.contains("is not a namespace mount"),
+        "apply stderr: {stderr}"
+    );
+    assert_eq!(
+        support::fs_type(path),
+        "tmpfs",
+        "apply replaced a file it does not own"
+    );
     assert!(path.exists());
     std::fs::remove_file(path).expect("remove the stale file");
 }
@@ -445,15 +531,26 @@ fn apply_and_down_killed_mid_step() {
     let mut landed = 0;
     for i in 1..=TIMED_KILLS {
         let context = format!("apply killed at {i}/{TIMED_KILLS} of its run time");
-        landed += u32::from(run_and_kill_after(&env, &["apply"], apply_time * i / TIMED_KILLS));
+        landed += u32::from(run_and_kill_after(
+            &env,
+            &["apply"],
+            apply_time * i / TIMED_KILLS,
+        ));
         env.ok(&["status"]);
         env.ok(&["apply"]);
         assert_converged(&env, &context);
 
         let context = format!("down killed at {i}/{TIMED_KILLS} of its run time");
-        landed += u32::from(run_and_kill_after(&env, &["down", "--all"], down_time * i / TIMED_KILLS));
+        landed += u32::from(run_and_kill_after(
+            &env,
+            &["down", "--all"],
+            down_time * i / TIMED_KILLS,
+        ));
         env.ok(&["down", "--all"]);
         assert_clean(&before, &context);
     }
-    println!("{landed} of {} timed kills landed before the run ended", 2 * TIMED_KILLS);
+    println!(
+        "{landed} of {} timed kills landed before the run ended",
+        2 * TIMED_KILLS
+    );
 }

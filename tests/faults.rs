@@ -13,7 +13,11 @@ use support::{require_root, Env};
 /// Writes a config over three namespaces: two with a ruleset, one without. `version` goes into
 /// each ruleset's table name and the TTL, so each apply is visible.
 fn config(version: u32, fail_marker_in_a: bool) -> String {
-    let marker = if fail_marker_in_a { "# netnsctl-fail-load\n" } else { "" };
+    let marker = if fail_marker_in_a {
+        "# netnsctl-fail-load\n"
+    } else {
+        ""
+    };
     format!(
         r#"
 [namespaces.fault-a]
@@ -101,7 +105,11 @@ fn nft_missing_fails_only_ruleset_namespaces() {
     assert!(tables_in("fault-a").contains("fault_a_v1"));
     assert!(tables_in("fault-b").contains("fault_b_v1"));
     for namespace in ["fault-a", "fault-b", "fault-c"] {
-        assert_eq!(support::sysctl_in(namespace, "net.ipv4.ip_default_ttl"), "82", "{namespace}");
+        assert_eq!(
+            support::sysctl_in(namespace, "net.ipv4.ip_default_ttl"),
+            "82",
+            "{namespace}"
+        );
     }
     let resolv = std::fs::read_to_string("/etc/netns/fault-c/resolv.conf").expect("resolv.conf");
     assert_eq!(resolv, "nameserver 10.53.0.2\n");
@@ -112,7 +120,10 @@ fn nft_missing_fails_only_ruleset_namespaces() {
         .collect();
     assert_eq!(
         remaining,
-        ["\"fault-a\" \"load-ruleset\"", "\"fault-b\" \"load-ruleset\""],
+        [
+            "\"fault-a\" \"load-ruleset\"",
+            "\"fault-b\" \"load-ruleset\""
+        ],
         "only the ruleset loads remain"
     );
     env.ok(&["apply"]);
@@ -155,16 +166,26 @@ fn nft_failing_on_one_ruleset() {
         .lines()
         .find(|line| line.starts_with("error: fault-a: "))
         .unwrap_or_else(|| panic!("no error naming fault-a: {stderr}"));
-    assert!(line.contains("simulated kernel failure"), "nft's message missing: {line}");
+    assert!(
+        line.contains("simulated kernel failure"),
+        "nft's message missing: {line}"
+    );
     assert!(!stderr.contains("error: fault-b"), "{stderr}");
     assert!(!stderr.contains("error: fault-c"), "{stderr}");
 
     let tables_a = tables_in("fault-a");
-    assert!(tables_a.contains("fault_a_v1"), "fault-a lost its ruleset: {tables_a}");
+    assert!(
+        tables_a.contains("fault_a_v1"),
+        "fault-a lost its ruleset: {tables_a}"
+    );
     assert!(!tables_a.contains("fault_a_v2"), "{tables_a}");
     assert!(tables_in("fault-b").contains("fault_b_v2"));
     for namespace in ["fault-a", "fault-b", "fault-c"] {
-        assert_eq!(support::sysctl_in(namespace, "net.ipv4.ip_default_ttl"), "82", "{namespace}");
+        assert_eq!(
+            support::sysctl_in(namespace, "net.ipv4.ip_default_ttl"),
+            "82",
+            "{namespace}"
+        );
     }
     let steps = planned_steps(&env);
     assert_eq!(steps.len(), 1, "only fault-a's ruleset remains: {steps:?}");
@@ -189,11 +210,16 @@ sysctl = { "net.ipv4.ip_default_ttl" = 70 }
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(
-        stderr.contains("error: fault-a: cannot set sysctl net.ipv4.ip_default_ttl = \"0\": Invalid argument"),
+        stderr.contains(
+            "error: fault-a: cannot set sysctl net.ipv4.ip_default_ttl = \"0\": Invalid argument"
+        ),
         "{stderr}"
     );
     assert_eq!(support::sysctl_in("fault-a", "net.ipv4.ip_forward"), "1");
-    assert_eq!(support::sysctl_in("fault-b", "net.ipv4.ip_default_ttl"), "70");
+    assert_eq!(
+        support::sysctl_in("fault-b", "net.ipv4.ip_default_ttl"),
+        "70"
+    );
     env.ok(&["down", "--all"]);
 }
 
@@ -237,7 +263,10 @@ peer_addresses = ["10.96.0.1/30"]
     let output = env.run(&["apply"]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
-    let errors: Vec<&str> = stderr.lines().filter(|line| line.starts_with("error: ")).collect();
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|line| line.starts_with("error: "))
+        .collect();
     assert_eq!(errors.len(), 2, "one error per failed object: {errors:?}");
     assert!(
         errors.contains(&"error: nl-b: add route 10.99.0.0/24 via 10.55.0.1: Network is unreachable (os error 101)"),
@@ -247,20 +276,36 @@ peer_addresses = ["10.96.0.1/30"]
         .iter()
         .find(|line| line.starts_with("error: nl-c: "))
         .expect("an error naming nl-c");
-    assert!(address_error.contains("fd96::2/64 to eth0"), "{address_error}");
-    assert!(address_error.contains("Permission denied"), "{address_error}");
-    assert!(address_error.contains("IPv6 is disabled"), "{address_error}");
+    assert!(
+        address_error.contains("fd96::2/64 to eth0"),
+        "{address_error}"
+    );
+    assert!(
+        address_error.contains("Permission denied"),
+        "{address_error}"
+    );
+    assert!(
+        address_error.contains("IPv6 is disabled"),
+        "{address_error}"
+    );
 
     // Everything else converged, in the failing namespaces too.
     assert_eq!(support::sysctl_in("nl-a", "net.ipv4.ip_default_ttl"), "71");
     assert_eq!(support::sysctl_in("nl-b", "net.ipv4.ip_default_ttl"), "72");
-    let addresses = support::run_ok("ip", &["-n", "nl-c", "-o", "address", "show", "dev", "eth0"]);
+    let addresses = support::run_ok(
+        "ip",
+        &["-n", "nl-c", "-o", "address", "show", "dev", "eth0"],
+    );
     assert!(addresses.contains("10.96.0.2/30"), "{addresses}");
     let mut steps: Vec<String> = planned_steps(&env)
         .iter()
         .map(|step| format!("{} {}", step["namespace"], step["action"]))
         .collect();
     steps.sort();
-    assert_eq!(steps, ["\"nl-b\" \"add-route\"", "\"nl-c\" \"add-address\""], "remaining steps");
+    assert_eq!(
+        steps,
+        ["\"nl-b\" \"add-route\"", "\"nl-c\" \"add-address\""],
+        "remaining steps"
+    );
     env.ok(&["down", "--all"]);
 }

@@ -58,11 +58,23 @@ fn create_foreign() {
     run_ok("ip", &["netns", "add", "foreign-ns"]);
     std::fs::create_dir_all("/etc/netns/foreign-ns").expect("create /etc/netns/foreign-ns");
     std::fs::write("/etc/netns/foreign-ns/resolv.conf", FOREIGN_RESOLV).expect("write resolv.conf");
-    run_ok("ip", &["link", "add", "fhost0", "type", "veth", "peer", "name", "fhost1"]);
+    run_ok(
+        "ip",
+        &[
+            "link", "add", "fhost0", "type", "veth", "peer", "name", "fhost1",
+        ],
+    );
     run_ok("nft", &["add", "table", "inet", "foreign_t"]);
     run_ok(
         "nft",
-        &["add", "chain", "inet", "foreign_t", "c", "{ type filter hook input priority 0; }"],
+        &[
+            "add",
+            "chain",
+            "inet",
+            "foreign_t",
+            "c",
+            "{ type filter hook input priority 0; }",
+        ],
     );
 }
 
@@ -72,7 +84,11 @@ fn read_foreign(context: &str) -> Foreign {
         "{context}: foreign-ns gone from ip netns list"
     );
     let path = Path::new("/run/netns/foreign-ns");
-    assert_eq!(support::fs_type(path), "nsfs", "{context}: foreign-ns unmounted");
+    assert_eq!(
+        support::fs_type(path),
+        "nsfs",
+        "{context}: foreign-ns unmounted"
+    );
     Foreign {
         netns_inode: support::inode(path),
         ttl: support::sysctl_in("foreign-ns", "net.ipv4.ip_default_ttl"),
@@ -132,7 +148,10 @@ fn foreign_state_survives_every_command() {
     let output = env.run(&["down", "foreign-ns"]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1));
-    assert!(stderr.contains("foreign-ns: not created by netnsctl"), "{stderr}");
+    assert!(
+        stderr.contains("foreign-ns: not created by netnsctl"),
+        "{stderr}"
+    );
     let note = stderr_of(&env.run(&["apply"]))
         .lines()
         .find(|line| line.contains("link fhost0 already exists"))
@@ -165,9 +184,19 @@ fn adopted_namespace_is_managed() {
     ));
     let inode = support::inode(Path::new("/run/netns/foreign-ns"));
     let applied = env.ok(&["apply"]);
-    assert!(applied.contains("foreign-ns: adopt existing namespace"), "{applied}");
-    assert_eq!(support::inode(Path::new("/run/netns/foreign-ns")), inode, "adopt replaced the namespace");
-    assert_eq!(support::sysctl_in("foreign-ns", "net.ipv4.ip_default_ttl"), "99");
+    assert!(
+        applied.contains("foreign-ns: adopt existing namespace"),
+        "{applied}"
+    );
+    assert_eq!(
+        support::inode(Path::new("/run/netns/foreign-ns")),
+        inode,
+        "adopt replaced the namespace"
+    );
+    assert_eq!(
+        support::sysctl_in("foreign-ns", "net.ipv4.ip_default_ttl"),
+        "99"
+    );
 
     env.ok(&["down", "--all"]);
     assert!(!support::ip_netns_list().contains(&"foreign-ns".to_owned()));

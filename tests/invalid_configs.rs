@@ -91,7 +91,10 @@ fn run(config: &Path, args: &[&str]) -> Output {
 fn rejection_problem(output: &Output, expect: &str) -> Option<String> {
     let stderr = String::from_utf8_lossy(&output.stderr);
     if output.status.code() != Some(2) {
-        return Some(format!("exit status {:?}, expected 2", output.status.code()));
+        return Some(format!(
+            "exit status {:?}, expected 2",
+            output.status.code()
+        ));
     }
     if !stderr.contains(expect) {
         return Some(format!("message lacks {expect:?}: {stderr}"));
@@ -123,7 +126,11 @@ fn json_errors_as_stderr(output: Output) -> Output {
 #[test]
 fn corpus_has_enough_cases() {
     let cases = load_corpus();
-    assert!(cases.len() >= MIN_CASES, "only {} invalid configs", cases.len());
+    assert!(
+        cases.len() >= MIN_CASES,
+        "only {} invalid configs",
+        cases.len()
+    );
 }
 
 #[test]
@@ -141,7 +148,9 @@ fn invalid_configs_rejected_without_changes() {
     for case in &cases {
         let config = dir.path().join(format!("{}.toml", case.name));
         std::fs::write(&config, &case.text).expect("write case");
-        let expect = case.expect.replace("@CONFIG@", &config.display().to_string());
+        let expect = case
+            .expect
+            .replace("@CONFIG@", &config.display().to_string());
 
         let mut case_problems = Vec::new();
         // A pending case may be accepted, so it never reaches `apply`.
@@ -161,7 +170,11 @@ fn invalid_configs_rejected_without_changes() {
                 case_problems.push(format!("{}: `{}`: {problem}", case.name, args.join(" ")));
             }
             let after = system::snapshot();
-            system::assert_same(&before, &after, &format!("{}: `{}`", case.name, args.join(" ")));
+            system::assert_same(
+                &before,
+                &after,
+                &format!("{}: `{}`", case.name, args.join(" ")),
+            );
         }
 
         match (&case.pending, case_problems.is_empty()) {
@@ -178,6 +191,14 @@ fn invalid_configs_rejected_without_changes() {
     for case in &pending {
         println!("PENDING {case}");
     }
-    println!("{rejected} invalid configs rejected, {} pending", pending.len());
-    assert!(problems.is_empty(), "{} problem(s):\n{}", problems.len(), problems.join("\n"));
+    println!(
+        "{rejected} invalid configs rejected, {} pending",
+        pending.len()
+    );
+    assert!(
+        problems.is_empty(),
+        "{} problem(s):\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
 }

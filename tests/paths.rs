@@ -41,9 +41,15 @@ impl Bait {
 
     fn assert_untouched(&self, context: &str) {
         let text = std::fs::read_to_string(&self.file).expect("read bait file");
-        assert_eq!(text, BAIT, "{context}: the file behind the symlink was changed");
+        assert_eq!(
+            text, BAIT,
+            "{context}: the file behind the symlink was changed"
+        );
         let entries = support::system::list_tree(&self.directory, true);
-        assert!(entries.is_empty(), "{context}: files written behind the symlink: {entries:?}");
+        assert!(
+            entries.is_empty(),
+            "{context}: files written behind the symlink: {entries:?}"
+        );
     }
 }
 
@@ -70,8 +76,16 @@ fn symlink_at_resolv_conf() {
     symlink(&bait.file, "/etc/netns/path-a/resolv.conf").expect("plant symlink");
 
     let output = env.run(&["apply"]);
-    assert_eq!(output.status.code(), Some(1), "apply should fail on the symlink");
-    assert!(stderr(&output).contains("/etc/netns/path-a/resolv.conf"), "{}", stderr(&output));
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "apply should fail on the symlink"
+    );
+    assert!(
+        stderr(&output).contains("/etc/netns/path-a/resolv.conf"),
+        "{}",
+        stderr(&output)
+    );
     assert!(stderr(&output).contains("symlink"), "{}", stderr(&output));
     bait.assert_untouched("apply");
 
@@ -91,13 +105,25 @@ fn symlink_at_etc_netns_dir() {
     symlink(&bait.directory, "/etc/netns/path-a").expect("plant symlink");
 
     let output = env.run(&["apply"]);
-    assert_eq!(output.status.code(), Some(1), "apply should fail on the symlink");
-    assert!(stderr(&output).contains("/etc/netns/path-a"), "{}", stderr(&output));
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "apply should fail on the symlink"
+    );
+    assert!(
+        stderr(&output).contains("/etc/netns/path-a"),
+        "{}",
+        stderr(&output)
+    );
     bait.assert_untouched("apply");
 
     let output = env.run(&["down", "--all"]);
     bait.assert_untouched("down");
-    assert_eq!(output.status.code(), Some(1), "down should report the symlink");
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "down should report the symlink"
+    );
     std::fs::remove_file("/etc/netns/path-a").expect("remove symlink");
     env.ok(&["down", "--all"]);
 }
@@ -112,8 +138,16 @@ fn symlink_at_records_dir() {
     symlink(&bait.directory, "/run/netnsctl/namespaces").expect("plant symlink");
 
     let output = env.run(&["apply"]);
-    assert_eq!(output.status.code(), Some(1), "apply should fail on the symlink");
-    assert!(stderr(&output).contains("/run/netnsctl/namespaces"), "{}", stderr(&output));
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "apply should fail on the symlink"
+    );
+    assert!(
+        stderr(&output).contains("/run/netnsctl/namespaces"),
+        "{}",
+        stderr(&output)
+    );
     bait.assert_untouched("apply");
     assert!(
         !Path::new("/run/netns/path-a").exists(),
@@ -148,9 +182,19 @@ fn symlink_at_state_dir() {
         .expect("run unshare");
     let stdout = String::from_utf8_lossy(&output.stdout);
     eprintln!("{stdout}{}", stderr(&output));
-    assert!(stdout.contains("apply-status=1"), "apply should fail: {stdout}");
-    assert!(stdout.contains("down-status=1"), "down should fail: {stdout}");
-    assert!(stderr(&output).contains("/run/netnsctl"), "{}", stderr(&output));
+    assert!(
+        stdout.contains("apply-status=1"),
+        "apply should fail: {stdout}"
+    );
+    assert!(
+        stdout.contains("down-status=1"),
+        "down should fail: {stdout}"
+    );
+    assert!(
+        stderr(&output).contains("/run/netnsctl"),
+        "{}",
+        stderr(&output)
+    );
     bait.assert_untouched("apply and down");
 }
 
@@ -165,13 +209,24 @@ fn symlink_at_netns_file_not_owned() {
 
     let output = env.run(&["apply"]);
     assert_eq!(output.status.code(), Some(0));
-    assert!(stderr(&output).contains("is not a namespace mount"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("is not a namespace mount"),
+        "{}",
+        stderr(&output)
+    );
     bait.assert_untouched("apply");
     let meta = std::fs::symlink_metadata("/run/netns/path-a").expect("symlink still there");
-    assert!(meta.file_type().is_symlink(), "apply replaced a symlink it does not own");
+    assert!(
+        meta.file_type().is_symlink(),
+        "apply replaced a symlink it does not own"
+    );
 
     let output = env.run_config_first(&["exec", "path-a", "--", "true"]);
-    assert_eq!(output.status.code(), Some(1), "exec must not enter through a symlink");
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "exec must not enter through a symlink"
+    );
     bait.assert_untouched("exec");
 }
 
@@ -208,7 +263,10 @@ fn down_never_unmounts_symlink_target() {
     symlink("/run/netns/path-victim", "/run/netns/path-a").expect("plant symlink");
 
     env.ok(&["down", "--all"]);
-    assert!(std::fs::symlink_metadata("/run/netns/path-a").is_err(), "symlink left");
+    assert!(
+        std::fs::symlink_metadata("/run/netns/path-a").is_err(),
+        "symlink left"
+    );
     assert_eq!(
         support::fs_type(Path::new("/run/netns/path-victim")),
         "nsfs",
@@ -238,12 +296,20 @@ fn modes_exact_under_strict_umask() {
         ("/etc/netns/path-a/resolv.conf", 0o644),
     ];
     for (path, wanted) in expected {
-        assert_eq!(mode(Path::new(path)), wanted, "mode of {path}: {:o}", mode(Path::new(path)));
+        assert_eq!(
+            mode(Path::new(path)),
+            wanted,
+            "mode of {path}: {:o}",
+            mode(Path::new(path))
+        );
     }
 
     // An existing resolv.conf with other bits gets the declared mode back.
-    std::fs::set_permissions("/etc/netns/path-a/resolv.conf", PermissionsExt::from_mode(0o600))
-        .expect("chmod");
+    std::fs::set_permissions(
+        "/etc/netns/path-a/resolv.conf",
+        PermissionsExt::from_mode(0o600),
+    )
+    .expect("chmod");
     std::fs::write("/etc/netns/path-a/resolv.conf", "changed\n").expect("change resolv.conf");
     env.ok(&["apply"]);
     assert_eq!(mode(Path::new("/etc/netns/path-a/resolv.conf")), 0o644);
@@ -258,9 +324,12 @@ rename,renameat,renameat2,rmdir,symlink,symlinkat,link,linkat,chmod,fchmodat,tru
 const ALLOWED: [&str; 4] = ["/run/netns", "/run/netnsctl", "/etc/netns", "/proc/sys/net"];
 
 fn is_allowed(path: &str) -> bool {
-    ALLOWED
-        .iter()
-        .any(|dir| path == *dir || path.strip_prefix(dir).is_some_and(|rest| rest.starts_with('/')))
+    ALLOWED.iter().any(|dir| {
+        path == *dir
+            || path
+                .strip_prefix(dir)
+                .is_some_and(|rest| rest.starts_with('/'))
+    })
 }
 
 /// Returns the paths a strace line (with `-y`) changes, or nothing for reads.
@@ -269,7 +338,11 @@ fn changed_paths(line: &str) -> Vec<String> {
         return Vec::new();
     };
     let opens = ["openat", "openat2", "open"];
-    if opens.contains(&call) && !["O_WRONLY", "O_RDWR", "O_CREAT", "O_TRUNC"].iter().any(|f| rest.contains(f)) {
+    if opens.contains(&call)
+        && !["O_WRONLY", "O_RDWR", "O_CREAT", "O_TRUNC"]
+            .iter()
+            .any(|f| rest.contains(f))
+    {
         return Vec::new();
     }
     // Arguments are `FD</dir>, "name"` pairs or absolute `"path"`s; join each pair.
@@ -314,7 +387,10 @@ fn writes_stay_in_netnsctl_dirs() {
     }
 
     let mut changed = Vec::new();
-    for entry in std::fs::read_dir(env.dir.path()).expect("list traces").flatten() {
+    for entry in std::fs::read_dir(env.dir.path())
+        .expect("list traces")
+        .flatten()
+    {
         if !entry.file_name().to_string_lossy().starts_with("trace.") {
             continue;
         }
@@ -323,10 +399,15 @@ fn writes_stay_in_netnsctl_dirs() {
             changed.extend(changed_paths(line));
         }
     }
-    assert!(changed.iter().any(|path| path.starts_with("/etc/netns/path-a")), "trace parsing found nothing: {changed:?}");
-    let outside: Vec<&String> = changed
-        .iter()
-        .filter(|path| !is_allowed(path))
-        .collect();
-    assert!(outside.is_empty(), "writes outside the netnsctl directories: {outside:?}");
+    assert!(
+        changed
+            .iter()
+            .any(|path| path.starts_with("/etc/netns/path-a")),
+        "trace parsing found nothing: {changed:?}"
+    );
+    let outside: Vec<&String> = changed.iter().filter(|path| !is_allowed(path)).collect();
+    assert!(
+        outside.is_empty(),
+        "writes outside the netnsctl directories: {outside:?}"
+    );
 }

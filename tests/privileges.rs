@@ -23,7 +23,12 @@ fn stderr(output: &Output) -> String {
 fn status_fields(text: &str) -> BTreeMap<String, String> {
     text.lines()
         .filter_map(|line| line.split_once(':'))
-        .map(|(key, value)| (key.to_owned(), value.split_whitespace().collect::<Vec<_>>().join(" ")))
+        .map(|(key, value)| {
+            (
+                key.to_owned(),
+                value.split_whitespace().collect::<Vec<_>>().join(" "),
+            )
+        })
         .collect()
 }
 
@@ -58,20 +63,47 @@ fn exec_user_drops_everything() {
     // Start with extra supplementary groups, so dropping them is visible.
     let output = netnsctl_via_setpriv(
         &["--groups", "4,27,100"],
-        &["exec", "priv-a", "--user", "nobody", "-c", &config, "--", "cat", "/proc/self/status"],
+        &[
+            "exec",
+            "priv-a",
+            "--user",
+            "nobody",
+            "-c",
+            &config,
+            "--",
+            "cat",
+            "/proc/self/status",
+        ],
     );
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let fields = status_fields(&String::from_utf8_lossy(&output.stdout));
     let all_nobody = [NOBODY; 4].join(" ");
-    assert_eq!(fields["Uid"], all_nobody, "real, effective, saved and fs uid");
-    assert_eq!(fields["Gid"], all_nobody, "real, effective, saved and fs gid");
+    assert_eq!(
+        fields["Uid"], all_nobody,
+        "real, effective, saved and fs uid"
+    );
+    assert_eq!(
+        fields["Gid"], all_nobody,
+        "real, effective, saved and fs gid"
+    );
     assert_eq!(fields["Groups"], NOBODY, "supplementary groups");
     for capability_set in ["CapInh", "CapPrm", "CapEff", "CapAmb"] {
-        assert_eq!(fields[capability_set], "0000000000000000", "{capability_set}");
+        assert_eq!(
+            fields[capability_set], "0000000000000000",
+            "{capability_set}"
+        );
     }
 
     // The command runs in the namespace, not in the test's.
-    let output = env.run_config_first(&["exec", "priv-a", "--user", "nobody", "--", "readlink", "/proc/self/ns/net"]);
+    let output = env.run_config_first(&[
+        "exec",
+        "priv-a",
+        "--user",
+        "nobody",
+        "--",
+        "readlink",
+        "/proc/self/ns/net",
+    ]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let inside = String::from_utf8_lossy(&output.stdout);
     let inode = support::inode(Path::new("/run/netns/priv-a"));
@@ -94,11 +126,22 @@ fn exec_user_cannot_regain_root() {
         let mut args = vec!["exec", "priv-a", "--user", "nobody", "--"];
         args.extend_from_slice(attempt);
         let output = env.run_config_first(&args);
-        assert_ne!(output.status.code(), Some(0), "{attempt:?} succeeded as nobody");
-        assert!(!stderr(&output).contains("netnsctl"), "netnsctl itself failed: {}", stderr(&output));
+        assert_ne!(
+            output.status.code(),
+            Some(0),
+            "{attempt:?} succeeded as nobody"
+        );
+        assert!(
+            !stderr(&output).contains("netnsctl"),
+            "netnsctl itself failed: {}",
+            stderr(&output)
+        );
     }
     let links = run_ok("ip", &["netns", "exec", "priv-a", "ip", "-o", "link"]);
-    assert!(!links.contains("priv-x"), "a link was created as nobody: {links}");
+    assert!(
+        !links.contains("priv-x"),
+        "a link was created as nobody: {links}"
+    );
 }
 
 #[test]
@@ -115,8 +158,20 @@ fn exec_user_drop_order() {
     run_ok(
         "strace",
         &[
-            "-f", "-o", &trace_arg, "-e", "trace=setgroups,setgid,setuid,setresgid,setresuid",
-            &bin, "exec", "priv-a", "--user", "nobody", "-c", &config, "--", "true",
+            "-f",
+            "-o",
+            &trace_arg,
+            "-e",
+            "trace=setgroups,setgid,setuid,setresgid,setresuid",
+            &bin,
+            "exec",
+            "priv-a",
+            "--user",
+            "nobody",
+            "-c",
+            &config,
+            "--",
+            "true",
         ],
     );
     let text = std::fs::read_to_string(&trace).expect("read strace log");
@@ -131,8 +186,14 @@ fn exec_user_drop_order() {
             .position(|call| *call == name)
             .unwrap_or_else(|| panic!("{name} not called: {calls:?}"))
     };
-    assert!(first("setgroups") < first("setgid"), "groups before gid: {calls:?}");
-    assert!(first("setgid") < first("setuid"), "gid before uid: {calls:?}");
+    assert!(
+        first("setgroups") < first("setgid"),
+        "groups before gid: {calls:?}"
+    );
+    assert!(
+        first("setgid") < first("setuid"),
+        "gid before uid: {calls:?}"
+    );
 }
 
 #[test]
@@ -144,11 +205,30 @@ fn exec_unknown_user_runs_nothing() {
     env.ok(&["apply"]);
     let marker = env.path("ran");
     let touch = format!("touch {}", marker.display());
-    let output =
-        env.run_config_first(&["exec", "priv-a", "--user", "no-such-user-netnsctl", "--", "sh", "-c", &touch]);
-    assert_eq!(output.status.code(), Some(2), "an unknown user is a usage error");
-    assert!(stderr(&output).contains("\"no-such-user-netnsctl\" not found"), "{}", stderr(&output));
-    assert!(!marker.exists(), "the command ran although the user does not exist");
+    let output = env.run_config_first(&[
+        "exec",
+        "priv-a",
+        "--user",
+        "no-such-user-netnsctl",
+        "--",
+        "sh",
+        "-c",
+        &touch,
+    ]);
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "an unknown user is a usage error"
+    );
+    assert!(
+        stderr(&output).contains("\"no-such-user-netnsctl\" not found"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(
+        !marker.exists(),
+        "the command ran although the user does not exist"
+    );
 }
 
 /// A config and a binary that user nobody can read.
@@ -162,10 +242,20 @@ fn readable_env() -> Env {
 fn assert_one_clear_line(output: &Output, command: &str, fragment: &str) {
     let text = stderr(output);
     assert_eq!(output.status.code(), Some(1), "{command}: {text}");
-    assert_eq!(text.lines().count(), 1, "{command}: expected one line: {text}");
-    assert!(text.contains(&format!("netnsctl {command} needs")), "{command}: {text}");
+    assert_eq!(
+        text.lines().count(),
+        1,
+        "{command}: expected one line: {text}"
+    );
+    assert!(
+        text.contains(&format!("netnsctl {command} needs")),
+        "{command}: {text}"
+    );
     assert!(text.contains(fragment), "{command}: {text}");
-    assert!(!text.contains("os error"), "{command}: raw error code in {text}");
+    assert!(
+        !text.contains("os error"),
+        "{command}: raw error code in {text}"
+    );
 }
 
 #[test]
@@ -208,7 +298,8 @@ fn root_without_capabilities_gets_one_message() {
         ("-all", "lacks CAP_SYS_ADMIN and CAP_NET_ADMIN"),
     ] {
         let bounding = format!("--bounding-set={dropped}");
-        let output = netnsctl_via_setpriv(&[&bounding, "--inh-caps=-all"], &["apply", "-c", &config]);
+        let output =
+            netnsctl_via_setpriv(&[&bounding, "--inh-caps=-all"], &["apply", "-c", &config]);
         assert_one_clear_line(&output, "apply", missing);
     }
     assert!(!Path::new("/run/netns/priv-a").exists());

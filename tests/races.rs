@@ -77,7 +77,10 @@ fn lock_order(log: &str) -> Vec<u32> {
 fn assert_state_of(config: Option<&Path>, context: &str) {
     match config {
         None => {
-            assert!(support::ip_netns_list().is_empty(), "{context}: namespaces left after down");
+            assert!(
+                support::ip_netns_list().is_empty(),
+                "{context}: namespaces left after down"
+            );
             let records = system::list_tree(Path::new("/run/netnsctl/namespaces"), true);
             assert!(records.is_empty(), "{context}: records left: {records:?}");
         }
@@ -87,9 +90,13 @@ fn assert_state_of(config: Option<&Path>, context: &str) {
                 .arg(config)
                 .output()
                 .expect("run plan");
-            let plan: serde_json::Value = serde_json::from_slice(&output.stdout).expect("plan JSON");
+            let plan: serde_json::Value =
+                serde_json::from_slice(&output.stdout).expect("plan JSON");
             let steps = plan["steps"].as_array().expect("steps");
-            assert!(steps.is_empty(), "{context}: not the last run's state: {steps:?}");
+            assert!(
+                steps.is_empty(),
+                "{context}: not the last run's state: {steps:?}"
+            );
         }
     }
 }
@@ -129,7 +136,12 @@ fn concurrent_runs_serialize() {
             let which = (slot + round) % 4;
             let run = match which {
                 3 => spawn("down --all", None, &["down", "--all"], &log),
-                i => spawn(&format!("apply {}", configs[i].0), Some(&paths[i]), &["apply"], &log),
+                i => spawn(
+                    &format!("apply {}", configs[i].0),
+                    Some(&paths[i]),
+                    &["apply"],
+                    &log,
+                ),
             };
             runs.push(run);
         }
@@ -143,10 +155,18 @@ fn concurrent_runs_serialize() {
         let text = std::fs::read_to_string(&log_path).expect("read log");
         eprintln!("round {round}:\n{text}");
         for (pid, status, label, _) in &finished {
-            assert_eq!(status.code(), Some(0), "round {round}: {label} (pid {pid}) failed");
+            assert_eq!(
+                status.code(),
+                Some(0),
+                "round {round}: {label} (pid {pid}) failed"
+            );
         }
         let order = lock_order(&text);
-        assert_eq!(order.len(), 4, "round {round}: every run takes the lock once: {order:?}");
+        assert_eq!(
+            order.len(),
+            4,
+            "round {round}: every run takes the lock once: {order:?}"
+        );
         waited += text.matches("waiting up to").count();
 
         let last = order.last().expect("four runs");
@@ -154,9 +174,15 @@ fn concurrent_runs_serialize() {
             .iter()
             .find(|(pid, ..)| pid == last)
             .expect("last pid is one of the runs");
-        assert_state_of(config.as_deref(), &format!("round {round}, last run {label}"));
+        assert_state_of(
+            config.as_deref(),
+            &format!("round {round}, last run {label}"),
+        );
     }
-    println!("{} concurrent runs in {ROUNDS} rounds, {waited} waited for the lock", ROUNDS * 4);
+    println!(
+        "{} concurrent runs in {ROUNDS} rounds, {waited} waited for the lock",
+        ROUNDS * 4
+    );
 
     env.ok(&["down", "--all"]);
     system::assert_same(&before, &system::snapshot(), "after the last down --all");
@@ -212,7 +238,10 @@ fn lock_timeout_reported() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         eprintln!("{label}: {stderr}");
         assert_eq!(output.status.code(), Some(1), "{label}");
-        assert!(stderr.contains("waiting up to 0.5 s for the lock"), "{label}: {stderr}");
+        assert!(
+            stderr.contains("waiting up to 0.5 s for the lock"),
+            "{label}: {stderr}"
+        );
         assert!(stderr.contains("timed out after"), "{label}: {stderr}");
         let holder = format!("held by process {}", std::process::id());
         assert!(stderr.contains(&holder), "{label}: {stderr}");

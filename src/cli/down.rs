@@ -31,7 +31,10 @@ pub fn down(global: &GlobalArgs, names: &[String], all: bool, force: bool) -> u8
     };
     let mut result = teardown::down(&names, force);
     if let Err(err) = state::remove_leftovers() {
-        result.warnings.push(format!("cannot tidy {}/namespaces: {err}", state::STATE_DIR));
+        result.warnings.push(format!(
+            "cannot tidy {}/namespaces: {err}",
+            state::STATE_DIR
+        ));
     }
     for name in &result.removed {
         println!("{name}: removed namespace");

@@ -77,7 +77,8 @@ pub fn create_dir_all(path: &Path, mode: u32) -> io::Result<()> {
 
 /// Sets the permission bits of an open file to exactly `mode`, whatever the umask was.
 pub fn set_mode(fd: &impl std::os::fd::AsFd, mode: u32, path: &Path) -> io::Result<()> {
-    fchmod(fd.as_fd(), Mode::from_bits_truncate(mode)).map_err(|err| with_path(err, "cannot set the mode of", path))
+    fchmod(fd.as_fd(), Mode::from_bits_truncate(mode))
+        .map_err(|err| with_path(err, "cannot set the mode of", path))
 }
 
 /// Rewrites a regular file in place: truncate and write through the same inode, so bind mounts

@@ -388,7 +388,10 @@ impl Netlink {
             if address.addr().is_ipv6() && err.errno() == Some(libc::EACCES) {
                 err.source = io::Error::new(
                     err.source.kind(),
-                    format!("{}; IPv6 is disabled on the link (disable_ipv6 = 1)", err.source),
+                    format!(
+                        "{}; IPv6 is disabled on the link (disable_ipv6 = 1)",
+                        err.source
+                    ),
                 );
             }
             err

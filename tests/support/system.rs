@@ -57,15 +57,36 @@ pub fn snapshot() -> Snapshot {
 
 /// Asserts two snapshots are equal field by field, so a failure names what changed.
 pub fn assert_same(before: &Snapshot, after: &Snapshot, context: &str) {
-    assert_eq!(before.ip_netns, after.ip_netns, "{context}: ip netns list changed");
-    assert_eq!(before.run_netns, after.run_netns, "{context}: /run/netns changed");
-    assert_eq!(before.etc_netns, after.etc_netns, "{context}: /etc/netns changed");
-    assert_eq!(before.state, after.state, "{context}: /run/netnsctl changed");
+    assert_eq!(
+        before.ip_netns, after.ip_netns,
+        "{context}: ip netns list changed"
+    );
+    assert_eq!(
+        before.run_netns, after.run_netns,
+        "{context}: /run/netns changed"
+    );
+    assert_eq!(
+        before.etc_netns, after.etc_netns,
+        "{context}: /etc/netns changed"
+    );
+    assert_eq!(
+        before.state, after.state,
+        "{context}: /run/netnsctl changed"
+    );
     assert_eq!(before.mounts, after.mounts, "{context}: mounts changed");
     assert_eq!(before.links, after.links, "{context}: host links changed");
-    assert_eq!(before.addresses, after.addresses, "{context}: host addresses changed");
-    assert_eq!(before.host_ruleset, after.host_ruleset, "{context}: host ruleset changed");
-    assert_eq!(before.ip_forward, after.ip_forward, "{context}: host ip_forward changed");
+    assert_eq!(
+        before.addresses, after.addresses,
+        "{context}: host addresses changed"
+    );
+    assert_eq!(
+        before.host_ruleset, after.host_ruleset,
+        "{context}: host ruleset changed"
+    );
+    assert_eq!(
+        before.ip_forward, after.ip_forward,
+        "{context}: host ip_forward changed"
+    );
 }
 
 /// Lists the entries under `root` as relative paths; `recursive` descends into directories.
