@@ -420,7 +420,7 @@ fn stale_netns_file_repaired_when_owned() {
     env.ok(&["apply"]);
 
     // A crash between creating /run/netns/NAME and mounting the namespace on it leaves an
-    // empty regular file; simulate it by replacing the mount with such a file.
+    // empty regular file. Unmounting the namespace leaves the same.
     let path = Path::new("/run/netns/crash-c");
     run_ok("umount", &[&path.display().to_string()]);
     assert_eq!(support::fs_type(path), "tmpfs");

@@ -137,7 +137,7 @@ fn foreign_state_survives_every_command() {
         assert_eq!(read_foreign(&context), original, "{context}");
     }
 
-    // netnsctl said why it left the namespace alone.
+    // apply's warning gives the reason it left the namespace alone.
     let output = env.run(&["apply"]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     let note = stderr

@@ -166,8 +166,9 @@ fn symlink_at_state_dir() {
     }
     let bait = Bait::new();
     let env = Env::new(CONFIG);
-    // /run/netnsctl is a mount point in the sandbox, so the symlink goes into a fresh /run in a
-    // mount namespace of its own.
+
+    // The symlink goes into a fresh /run in a mount namespace of its own, so that tests sharing
+    // this sandbox (under `cargo test`) keep their /run/netnsctl.
     let script = format!(
         "mount -t tmpfs tmpfs /run && mkdir /run/netns && ln -s {bait} /run/netnsctl && \
          {bin} apply -c {config}; echo \"apply-status=$?\"; \
@@ -180,6 +181,7 @@ fn symlink_at_state_dir() {
         .args(["--mount", "--propagation", "private", "sh", "-c", &script])
         .output()
         .expect("run unshare");
+
     let stdout = String::from_utf8_lossy(&output.stdout);
     eprintln!("{stdout}{}", stderr(&output));
     assert!(

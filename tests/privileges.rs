@@ -151,6 +151,7 @@ fn exec_user_drop_order() {
     }
     let env = Env::new(CONFIG);
     env.ok(&["apply"]);
+
     let trace = env.path("strace.log");
     let bin = support::netnsctl_bin().display().to_string();
     let config = env.config.display().to_string();
@@ -174,6 +175,7 @@ fn exec_user_drop_order() {
             "true",
         ],
     );
+
     let text = std::fs::read_to_string(&trace).expect("read strace log");
     let calls: Vec<&str> = text
         .lines()
@@ -231,7 +233,7 @@ fn exec_unknown_user_runs_nothing() {
     );
 }
 
-/// A config and a binary that user nobody can read.
+/// Returns an environment whose config the unprivileged user 65534 can read.
 fn readable_env() -> Env {
     let env = Env::new(CONFIG);
     std::fs::set_permissions(env.dir.path(), PermissionsExt::from_mode(0o755)).expect("chmod dir");
@@ -280,7 +282,7 @@ fn non_root_gets_one_message() {
     }
     assert!(!Path::new("/run/netns/priv-a").exists());
 
-    // check needs no root: it validates and says what it skipped.
+    // check needs no root: it validates and notes what it skipped.
     let output = netnsctl_via_setpriv(&nobody, &["check", "-c", &config]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
 }

@@ -1,5 +1,5 @@
 //! Concurrent runs: `apply` and `down` started together on overlapping namespaces take turns on
-//! the lock, each finishes or says it waited or timed out, and the final state is what the run
+//! the lock, each finishes or reports that it waited or timed out, and the final state is what the run
 //! that took the lock last asked for.
 
 mod support;
@@ -16,8 +16,8 @@ use support::{require_root, Env};
 /// Rounds of four concurrent runs.
 const ROUNDS: usize = 10;
 
-/// Three configs over overlapping namespaces; each sets its own TTL, name server, ruleset and
-/// veth addresses, so the final state shows which one was applied last. Every namespace has a
+/// Returns a config over `names`. Each of the three configs sets its own TTL, name server,
+/// ruleset and veth addresses, so the final state shows which one was applied last. Every namespace has a
 /// veth to the host with a port mapping, so runs also race on the host table.
 fn race_config(ttl: u32, names: &[&str]) -> String {
     let mut text = String::new();
