@@ -191,7 +191,7 @@ fn load_desired(
 }
 
 /// Fails unless running as root with CAP_SYS_ADMIN and CAP_NET_ADMIN: namespaces, mounts and
-/// netlink changes need both. Prints one message that says which is missing.
+/// netlink changes need both. Prints one message that names what is missing.
 fn require_root(command: &str) -> Result<(), u8> {
     use crate::kernel::procs::{effective_capabilities, CAP_NET_ADMIN, CAP_SYS_ADMIN};
 

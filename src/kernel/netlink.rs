@@ -384,7 +384,7 @@ impl Netlink {
         )
         .map(drop)
         .map_err(|mut err| {
-            // The kernel answers EACCES for an IPv6 address on a link with IPv6 disabled.
+            // The kernel returns EACCES for an IPv6 address on a link with IPv6 disabled.
             if address.addr().is_ipv6() && err.errno() == Some(libc::EACCES) {
                 err.source = io::Error::new(
                     err.source.kind(),
