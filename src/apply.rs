@@ -179,6 +179,10 @@ fn finish(step: &Step, outcome: &mut Outcome) {
 fn run_inside(spec: &NamespaceSpec, steps: &[&Step], record: &mut Record, outcome: &mut Outcome) {
     let name = spec.name.as_str();
     let mut netlink: Option<Netlink> = None;
+    match netns::current_thread_netns() {
+        Ok((_, ino)) => record.netns_inode = Some(ino),
+        Err(err) => tracing::warn!(namespace = name, "cannot read the namespace inode: {err}"),
+    }
     for step in steps {
         let result = match step {
             Step::SetLinkUp { link, .. } => set_link_up(&mut netlink, link),

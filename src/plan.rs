@@ -128,27 +128,32 @@ pub enum Step {
         link: String,
     },
     /// Create a WireGuard link in its underlay, configure it, and move it into the namespace.
+    #[serde(rename = "create-wireguard")]
     CreateWireGuard {
         namespace: String,
         link: String,
         underlay: Option<String>,
     },
     /// Stop a WireGuard link netnsctl created that the config no longer declares.
+    #[serde(rename = "delete-wireguard")]
     DeleteWireGuard {
         namespace: String,
         link: String,
     },
     /// Set a WireGuard link's private key and listen port.
+    #[serde(rename = "set-wireguard-interface")]
     SetWireGuardInterface {
         namespace: String,
         link: String,
     },
     /// Add or update one peer of a WireGuard link.
+    #[serde(rename = "set-wireguard-peer")]
     SetWireGuardPeer {
         namespace: String,
         link: String,
         public_key: String,
     },
+    #[serde(rename = "remove-wireguard-peer")]
     RemoveWireGuardPeer {
         namespace: String,
         link: String,
@@ -213,7 +218,7 @@ impl Step {
     }
 }
 
-/// What [`Step::namespace`] returns for steps on the host namespace alone.
+/// Name that [`Step::namespace`] returns for steps on the host namespace alone.
 pub const HOST: &str = "host";
 
 fn netns_name(netns: &Option<String>) -> String {
@@ -455,7 +460,35 @@ fn plan_namespace(spec: &NamespaceSpec, seen: &ObservedNamespace, plan: &mut Pla
     for error in &seen.errors {
         note(plan, name, Level::Warning, error.clone());
     }
-    let owned = seen.record.is_some();
+    if seen.host_namespace {
+        note(
+            plan,
+            name,
+            Level::Warning,
+            format!(
+                "/run/netns/{name} is the host's network namespace or the one netnsctl runs in; \
+                 left alone (remove it with `umount /run/netns/{name}` and `rm /run/netns/{name}`)"
+            ),
+        );
+        return None;
+    }
+    // A record whose namespace inode differs belongs to a namespace that no longer exists:
+    // someone else registered another one under the same name since.
+    let owned = seen.owned();
+    let replaced = seen.record.is_some() && !owned;
+    if replaced && !spec.adopt {
+        note(
+            plan,
+            name,
+            Level::Warning,
+            format!(
+                "the namespace at /run/netns/{name} is not the one netnsctl created (it was \
+                 deleted and registered again outside netnsctl); left alone (set adopt = true \
+                 in [namespaces.{name}] to manage it)"
+            ),
+        );
+        return None;
+    }
     let fresh = match seen.file {
         Some(NetnsFile::Missing) | None => {
             plan.steps.push(Step::CreateNamespace {
@@ -515,8 +548,10 @@ fn plan_namespace(spec: &NamespaceSpec, seen: &ObservedNamespace, plan: &mut Pla
         });
     }
 
+    // The firewall goes in before sysctls such as ip_forward open the namespace up, so an
+    // interrupted run never leaves forwarding on without the ruleset.
+    plan_ruleset(spec, seen, inside, fresh || replaced, plan);
     plan_sysctls(spec, inside, plan);
-    plan_ruleset(spec, seen, inside, fresh, plan);
 
     let resolv_current = if fresh {
         None

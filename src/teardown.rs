@@ -23,11 +23,12 @@ pub struct Teardown {
 
 /// Removes the namespaces in `names`. Every name must have a record; a namespace with processes
 /// inside is kept unless `force`, in which case it is unregistered and lives on until its last
-/// process exits.
+/// process exits. The calling process does not count: `ExecStop=` of netns-NAME.service runs
+/// `netnsctl down NAME` inside the namespace it removes.
 pub fn down(names: &[String], force: bool) -> Teardown {
     let mut result = Teardown::default();
     let mut processes: Option<HashMap<(u64, u64), Vec<Process>>> = None;
-    for name in names {
+    for name in &underlays_last(names) {
         let record = match state::read_record(name) {
             Ok(Some(record)) => record,
             Ok(None) => {
@@ -43,12 +44,42 @@ pub fn down(names: &[String], force: bool) -> Teardown {
             }
         };
         let path = netns::netns_path(name);
-        match netns::inspect(&path) {
+        let file = netns::inspect(&path);
+        if let Some(reason) = release_reason(&record, file.as_ref().ok()) {
+            // Netnsctl forgets the namespace but leaves it, and its files, where they are. The
+            // links it made in an adopted namespace go; in a namespace registered anew under the
+            // name, links of the same names are not netnsctl's and stay.
+            let link_failures = if record.adopted {
+                remove_links(name, &record)
+            } else {
+                stop_wireguard(name, &record)
+            };
+            if !link_failures.is_empty() {
+                result.failures.extend(
+                    link_failures
+                        .into_iter()
+                        .map(|failure| format!("{name}: {failure}")),
+                );
+                continue;
+            }
+            if let Err(err) = state::remove_record(name) {
+                result
+                    .failures
+                    .push(format!("{name}: cannot remove state record: {err}"));
+                continue;
+            }
+            result
+                .warnings
+                .push(format!("{name}: {reason}; released, left in place"));
+            continue;
+        }
+        match file {
             Ok(NetnsFile::Attached { dev, ino }) => {
-                let inside = processes
+                let own_pid = std::process::id();
+                let inside: Vec<Process> = processes
                     .get_or_insert_with(procs::processes_by_netns)
                     .get(&(dev, ino))
-                    .cloned()
+                    .map(|list| list.iter().filter(|p| p.pid != own_pid).cloned().collect())
                     .unwrap_or_default();
                 if !inside.is_empty() {
                     let list = inside
@@ -77,6 +108,10 @@ pub fn down(names: &[String], force: bool) -> Teardown {
             }
         }
         let link_failures = remove_links(name, &record);
+        if !record.wireguard.is_empty() {
+            // Stopped wireguard-go processes no longer keep their underlay namespaces busy.
+            processes = None;
+        }
         if !link_failures.is_empty() {
             result.failures.extend(
                 link_failures
@@ -105,23 +140,62 @@ pub fn down(names: &[String], force: bool) -> Teardown {
         tracing::info!(namespace = name.as_str(), "removed namespace");
         result.removed.push(name.clone());
     }
-    // Also when nothing was removed in this run: a run killed after removing the last record
-    // leaves the host table and bridges for this one to clean up.
+    // Also when nothing was removed or released in this run: a run killed after removing the
+    // last record leaves the host table and bridges for this one to clean up.
     result.failures.extend(update_host());
     result
+}
+
+/// Orders `names` so that a namespace comes after every namespace whose WireGuard link uses it
+/// as underlay: the wireguard-go process of such a link runs in the underlay and would otherwise
+/// keep it from being removed.
+fn underlays_last(names: &[String]) -> Vec<String> {
+    let underlays: BTreeMap<&String, Vec<String>> = names
+        .iter()
+        .map(|name| {
+            let used = state::read_record(name)
+                .ok()
+                .flatten()
+                .map(|record| {
+                    record
+                        .wireguard
+                        .into_iter()
+                        .filter_map(|wg| wg.underlay)
+                        .collect()
+                })
+                .unwrap_or_default();
+            (name, used)
+        })
+        .collect();
+    let mut remaining: Vec<&String> = names.iter().collect();
+    let mut ordered = Vec::new();
+    while !remaining.is_empty() {
+        let free: Vec<&String> = remaining
+            .iter()
+            .copied()
+            .filter(|name| {
+                !remaining
+                    .iter()
+                    .any(|other| underlays[other].contains(name))
+            })
+            .collect();
+        // A cycle cannot be ordered; the rest keeps its order.
+        let next = if free.is_empty() {
+            remaining.clone()
+        } else {
+            free
+        };
+        remaining.retain(|name| !next.contains(name));
+        ordered.extend(next.into_iter().cloned());
+    }
+    ordered
 }
 
 /// Removes what netnsctl made for a namespace besides the namespace itself: WireGuard links
 /// (stopping wireguard-go), veth pairs, and links moved in, which go back to the host. Returns
 /// the failures; on any failure the record stays so a later `down` can retry.
 fn remove_links(name: &str, record: &Record) -> Vec<String> {
-    let mut failures = Vec::new();
-    for wg in &record.wireguard {
-        if let Err(err) = crate::apply::links::delete_wireguard(name, wg) {
-            failures.push(err);
-        }
-        step_boundary();
-    }
+    let mut failures = stop_wireguard(name, record);
     let path = netns::netns_path(name);
     let attached = matches!(netns::inspect(&path), Ok(NetnsFile::Attached { .. }));
     if attached && (!record.veths.is_empty() || !record.moved_links.is_empty()) {
@@ -162,7 +236,7 @@ fn remove_links(name: &str, record: &Record) -> Vec<String> {
     // Host ends vanish with their pairs; one still present (its namespace end was moved away,
     // say) is deleted here.
     if !record.host_links.is_empty() {
-        match Netlink::open() {
+        match netns::in_host_netns(Netlink::open).and_then(|socket| socket) {
             Ok(mut netlink) => {
                 for link in &record.host_links {
                     if let Ok(Some(found)) = netlink.get_link(LinkId::Name(link)) {
@@ -181,9 +255,27 @@ fn remove_links(name: &str, record: &Record) -> Vec<String> {
     failures
 }
 
+/// Stops the namespace's WireGuard links. Returns the failures.
+fn stop_wireguard(name: &str, record: &Record) -> Vec<String> {
+    let mut failures = Vec::new();
+    for wg in &record.wireguard {
+        if let Err(err) = crate::apply::links::delete_wireguard(name, wg) {
+            failures.push(err);
+        }
+        step_boundary();
+    }
+    failures
+}
+
 /// Rebuilds the host table from the records that remain, restores net.ipv4.ip_forward when no
 /// rule needs it any more, and deletes the bridges netnsctl made once no namespace is left.
 fn update_host() -> Vec<String> {
+    netns::in_host_netns(update_host_here)
+        .unwrap_or_else(|err| vec![format!("cannot enter the host namespace: {err}")])
+}
+
+/// Updates the host as [`update_host`] describes, on a thread inside the host namespace.
+fn update_host_here() -> Vec<String> {
     let mut failures = Vec::new();
     let Ok(mut host) = state::read_host_record() else {
         return failures;
@@ -233,7 +325,7 @@ fn update_host() -> Vec<String> {
     if remaining.is_empty() && !host.bridges.is_empty() {
         match Netlink::open() {
             Ok(mut netlink) => {
-                let mut kept = Vec::new();
+                let mut remaining_bridges = Vec::new();
                 for bridge in &host.bridges {
                     let deleted = match netlink.get_link(LinkId::Name(bridge)) {
                         Ok(Some(found)) => {
@@ -244,13 +336,13 @@ fn update_host() -> Vec<String> {
                     };
                     if let Err(err) = deleted {
                         failures.push(err);
-                        kept.push(bridge.clone());
+                        remaining_bridges.push(bridge.clone());
                     } else {
                         tracing::info!(bridge = bridge.as_str(), "deleted bridge");
                     }
                     step_boundary();
                 }
-                host.bridges = kept;
+                host.bridges = remaining_bridges;
             }
             Err(err) => failures.push(format!("cannot open rtnetlink socket: {err}")),
         }
@@ -259,6 +351,24 @@ fn update_host() -> Vec<String> {
         failures.push(format!("cannot write host state record: {err}"));
     }
     failures
+}
+
+/// Returns why `down` must not delete a recorded namespace: netnsctl adopted it rather than
+/// created it, or the namespace registered under the name now is not the one it recorded.
+fn release_reason(record: &state::Record, file: Option<&NetnsFile>) -> Option<&'static str> {
+    if record.adopted {
+        return Some("adopted, not created by netnsctl");
+    }
+    let Some(&NetnsFile::Attached { dev, ino }) = file else {
+        return None;
+    };
+    if record.netns_inode.is_some_and(|recorded| recorded != ino) {
+        return Some("registered again outside netnsctl since netnsctl created it");
+    }
+    if record.netns_inode != Some(ino) && netns::host_namespaces().contains(&(dev, ino)) {
+        return Some("the host's network namespace or the one netnsctl runs in");
+    }
+    None
 }
 
 /// Removes /etc/netns/NAME/resolv.conf and the directory when nothing else is in it. Files other

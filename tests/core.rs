@@ -740,3 +740,86 @@ fn usage_errors_exit_2() {
         assert!(text.contains(command), "--help lacks {command}");
     }
 }
+
+#[test]
+fn namespace_recreated_elsewhere_is_not_owned() {
+    if !require_root("namespace_recreated_elsewhere_is_not_owned") {
+        return;
+    }
+    let env = Env::new(CONTRACT);
+    env.ok(&["apply"]);
+    // Someone deletes netnsctl's namespace and registers another one under the same name, with
+    // a ruleset load that brings the nft generation back to the recorded value.
+    run_ok("ip", &["netns", "delete", "vpn"]);
+    run_ok("ip", &["netns", "add", "vpn"]);
+    run_ok("ip", &["netns", "exec", "vpn", "nft", "add table ip other"]);
+    let foreign = inode(&netns_path("vpn"));
+
+    let status = env.ok(&["status"]);
+    assert!(status.contains("vpn: present, not owned"), "{status}");
+    let output = env.run(&["apply"]);
+    assert_eq!(output.status.code(), Some(0));
+    assert!(
+        stderr(&output).contains("not the one netnsctl created"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(
+        !ruleset_in("vpn").contains("policy drop"),
+        "netnsctl changed the new namespace"
+    );
+
+    let output = env.run(&["down", "--all"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(
+        inode(&netns_path("vpn")),
+        foreign,
+        "down removed a namespace it did not create"
+    );
+    assert!(!Path::new("/run/netnsctl/namespaces/vpn.json").exists());
+}
+
+#[test]
+fn down_releases_adopted_namespace() {
+    if !require_root("down_releases_adopted_namespace") {
+        return;
+    }
+    run_ok("ip", &["netns", "add", "vpn"]);
+    let foreign = inode(&netns_path("vpn"));
+    let env = Env::new(&CONTRACT.replace("[namespaces.vpn]", "[namespaces.vpn]\nadopt = true"));
+    env.ok(&["apply"]);
+    let output = env.run(&["down", "--all"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("vpn: adopted"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(inode(&netns_path("vpn")), foreign);
+    assert!(!Path::new("/run/netnsctl/namespaces/vpn.json").exists());
+    assert!(!netns_path("lab-1").exists());
+}
+
+#[test]
+fn own_namespace_is_never_managed() {
+    if !require_root("own_namespace_is_never_managed") {
+        return;
+    }
+    // The sandbox's namespace plays the host: mount it at /run/netns/vpn as a stray tool might.
+    fs::create_dir_all("/run/netns").expect("/run/netns");
+    fs::write(netns_path("vpn"), "").expect("mount point");
+    run_ok("mount", &["--bind", "/proc/self/ns/net", "/run/netns/vpn"]);
+    let env = Env::new(&CONTRACT.replace("[namespaces.vpn]", "[namespaces.vpn]\nadopt = true"));
+    let output = env.run(&["apply"]);
+    assert!(
+        stderr(&output).contains("host's network namespace"),
+        "{}",
+        stderr(&output)
+    );
+    let host_forward = fs::read_to_string("/proc/sys/net/ipv4/ip_forward").expect("ip_forward");
+    assert_eq!(host_forward.trim(), "0");
+    assert!(!run_ok("nft", &["list", "ruleset"]).contains("policy drop"));
+    env.ok(&["down", "--all"]);
+    assert_eq!(fs_type(&netns_path("vpn")), "nsfs");
+    run_ok("umount", &["/run/netns/vpn"]);
+}

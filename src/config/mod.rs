@@ -5,6 +5,7 @@
 
 pub mod names;
 pub mod sysctld;
+pub mod units;
 pub mod validate;
 
 use std::collections::BTreeMap;

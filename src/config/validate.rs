@@ -254,6 +254,7 @@ pub fn validate(loaded: &LoadedConfig) -> Result<(), ConfigErrors> {
     }
 
     check_link_ownership(&mut checker, config);
+    checker.errors.extend(super::units::check(loaded));
 
     if checker.errors.is_empty() {
         Ok(())
@@ -506,6 +507,19 @@ fn check_links<'c>(
                 format!("{vkey}.masquerade"),
                 true,
                 "masquerade applies to traffic leaving through the host: use it on a veth to the host",
+            );
+        }
+        if veth.peer_bridge.is_some() && !veth.peer_addresses.is_empty() {
+            checker.error(
+                format!("{vkey}.peer_addresses"),
+                format!(
+                    "{:?}",
+                    veth.peer_addresses
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                ),
+                "a bridge port has no addresses of its own: put them in the bridge's `addresses`",
             );
         }
         check_addresses(checker, &format!("{vkey}.addresses"), &veth.addresses);
