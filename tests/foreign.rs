@@ -1,6 +1,6 @@
 //! Other people's state: a namespace made with `ip netns add`, a host veth pair and a host nft
-//! table that netnsctl did not create survive every netnsctl command, `down --all` included,
-//! unless the config adopts them.
+//! table that netnsctl did not create survive every netnsctl command, `down --all` included.
+//! An adopted namespace is managed, and `down` releases it in place.
 
 mod support;
 
@@ -173,8 +173,8 @@ fn stderr_of(output: &std::process::Output) -> String {
 }
 
 #[test]
-fn adopted_namespace_is_managed() {
-    if !require_root("adopted_namespace_is_managed") {
+fn adopted_namespace_managed_then_released() {
+    if !require_root("adopted_namespace_managed_then_released") {
         return;
     }
     create_foreign();
@@ -198,8 +198,19 @@ fn adopted_namespace_is_managed() {
         "99"
     );
 
+    // down releases an adopted namespace: netnsctl forgets it and leaves it in place.
     env.ok(&["down", "--all"]);
-    assert!(!support::ip_netns_list().contains(&"foreign-ns".to_owned()));
+    assert_eq!(
+        support::inode(Path::new("/run/netns/foreign-ns")),
+        inode,
+        "down removed an adopted namespace"
+    );
+    assert!(!Path::new("/run/netnsctl/namespaces/foreign-ns.json").exists());
+    assert_eq!(
+        std::fs::read_to_string("/etc/netns/foreign-ns/resolv.conf").expect("resolv.conf"),
+        FOREIGN_RESOLV.replace("10.66.0.1", "10.53.0.99"),
+        "resolv.conf as netnsctl last wrote it"
+    );
     // The host veth and table were never adopted.
     assert!(run_ok("ip", &["-o", "link"]).contains("fhost0@fhost1"));
     run_ok("nft", &["list", "table", "inet", "foreign_t"]);
