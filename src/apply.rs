@@ -58,6 +58,11 @@ pub fn step_boundary() {
     }
 }
 
+/// Returns the number of steps finished, failed or skipped since the process started.
+pub fn steps_done() -> usize {
+    STEPS_DONE.load(Ordering::SeqCst)
+}
+
 /// Carries out `plan` for the namespaces in `desired`: first each namespace's own steps, in
 /// parallel, then the link steps in plan order, because links join namespaces.
 pub fn apply(desired: &Desired, plan: &Plan) -> Outcome {

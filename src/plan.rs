@@ -413,6 +413,17 @@ pub struct Note {
     pub namespace: String,
     pub level: Level,
     pub message: String,
+    /// The sysctl that a note about a skipped sysctl is about.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped_sysctl: Option<SkippedSysctl>,
+}
+
+/// A sysctl that apply leaves alone, with the reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SkippedSysctl {
+    pub key: String,
+    /// Reason for the skip, such as "does not exist in this namespace".
+    pub reason: String,
 }
 
 impl fmt::Display for Note {
@@ -450,6 +461,20 @@ fn note(plan: &mut Plan, namespace: &str, level: Level, message: String) {
         namespace: namespace.to_owned(),
         level,
         message,
+        skipped_sysctl: None,
+    });
+}
+
+/// Records a sysctl that apply skips, as a warning.
+fn note_skipped_sysctl(plan: &mut Plan, namespace: &str, key: &str, reason: &str) {
+    plan.notes.push(Note {
+        namespace: namespace.to_owned(),
+        level: Level::Warning,
+        message: format!("sysctl {key} {reason}; skipped"),
+        skipped_sysctl: Some(SkippedSysctl {
+            key: key.to_owned(),
+            reason: reason.to_owned(),
+        }),
     });
 }
 
@@ -592,21 +617,11 @@ fn plan_sysctls(spec: &NamespaceSpec, inside: Option<&crate::observe::Inside>, p
             Some(inside) => match inside.sysctls.get(&key) {
                 Some(SysctlState::Value(current)) => Some(current.clone()),
                 Some(SysctlState::Missing) => {
-                    note(
-                        plan,
-                        name,
-                        Level::Warning,
-                        format!("sysctl {key} does not exist in this namespace; skipped"),
-                    );
+                    note_skipped_sysctl(plan, name, &key, "does not exist in this namespace");
                     continue;
                 }
                 Some(SysctlState::ReadOnly(_)) => {
-                    note(
-                        plan,
-                        name,
-                        Level::Warning,
-                        format!("sysctl {key} cannot be written in a child namespace; skipped"),
-                    );
+                    note_skipped_sysctl(plan, name, &key, "cannot be written in a child namespace");
                     continue;
                 }
                 None => None,

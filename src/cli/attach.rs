@@ -49,7 +49,7 @@ pub fn attach(global: &GlobalArgs, name: &str) -> u8 {
 
     let plan = compute_plan(&desired);
     print_notes(&plan);
-    if execute(&desired, &plan) {
+    if execute(&desired, &plan, global.quiet) {
         return EXIT_OK;
     }
     if registered {

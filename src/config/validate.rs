@@ -144,21 +144,37 @@ const MEMBER_UNIT_SUFFIXES: [&str; 3] = [".service", ".socket", ".scope"];
 pub const SERVICE_SECTIONS: [&str; 3] = ["Unit", "Service", "Install"];
 
 struct Checker<'a> {
-    file: &'a Path,
+    loaded: &'a LoadedConfig,
     errors: Vec<ConfigError>,
 }
 
 impl Checker<'_> {
+    /// Records an error on `key`, in the file that declared the key. A key whose table spans
+    /// several files (drop-ins) names the others in the message.
     fn error(&mut self, key: String, value: impl fmt::Display, message: impl Into<String>) {
-        self.errors
-            .push(ConfigError::key(self.file, key, value, message));
+        let mut message = message.into();
+        let files = self.loaded.files_of(&key);
+        if let [first, others @ ..] = files {
+            if !others.is_empty() {
+                let others: Vec<String> = others
+                    .iter()
+                    .map(|file| file.display().to_string())
+                    .collect();
+                message.push_str(&format!(
+                    " ({key} is also declared in {})",
+                    others.join(", ")
+                ));
+            }
+            self.errors
+                .push(ConfigError::key(first, key, value, message));
+        }
     }
 }
 
 /// Checks a parsed config. Returns every error found.
 pub fn validate(loaded: &LoadedConfig) -> Result<(), ConfigErrors> {
     let mut checker = Checker {
-        file: &loaded.path,
+        loaded,
         errors: Vec::new(),
     };
     let config = &loaded.config;

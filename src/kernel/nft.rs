@@ -82,7 +82,12 @@ fn run(args: &[&str], stdin: &str, label: &str) -> Result<String, NftError> {
     let message = if stderr.trim().is_empty() {
         format!("nft failed with {}", output.status)
     } else {
-        stderr.replace("/dev/stdin:", &format!("{label}:"))
+        let message = stderr.replace("/dev/stdin:", &format!("{label}:"));
+        if stdin.starts_with(FLUSH_PREFIX) {
+            hide_flush_prefix(&message, label)
+        } else {
+            message
+        }
     };
     Err(NftError::Rejected { message })
 }
@@ -90,7 +95,60 @@ fn run(args: &[&str], stdin: &str, label: &str) -> Result<String, NftError> {
 /// Builds the script that replaces the whole ruleset in one transaction. `flush ruleset;` goes on
 /// the first line so nft's line numbers match the user's text.
 pub fn replace_script(ruleset: &str) -> String {
-    format!("flush ruleset; {ruleset}")
+    format!("{FLUSH_PREFIX}{ruleset}")
+}
+
+const FLUSH_PREFIX: &str = "flush ruleset; ";
+
+/// Removes the `flush ruleset; ` that [`replace_script`] put before the user's first line from
+/// nft's message: from the quoted line, from the caret line under it, and from the columns of
+/// `LABEL:1:FROM-TO:`.
+fn hide_flush_prefix(message: &str, label: &str) -> String {
+    let shift = FLUSH_PREFIX.len();
+    let location = format!("{label}:1:");
+    let mut lines: Vec<String> = Vec::new();
+    let mut after_quote = false;
+    for line in message.lines() {
+        if let Some(rest) = line.strip_prefix(FLUSH_PREFIX) {
+            lines.push(rest.to_owned());
+            after_quote = true;
+            continue;
+        }
+        if after_quote && line.len() >= shift && line[..shift].trim().is_empty() {
+            lines.push(line[shift..].to_owned());
+            after_quote = false;
+            continue;
+        }
+        after_quote = false;
+        lines.push(shift_columns(line, &location, shift));
+    }
+    let mut joined = lines.join("\n");
+    if message.ends_with('\n') {
+        joined.push('\n');
+    }
+    joined
+}
+
+/// Rewrites `LOCATION FROM-TO:` (or `LOCATION COLUMN:`) at the start of `line` with the columns
+/// reduced by `shift`.
+fn shift_columns(line: &str, location: &str, shift: usize) -> String {
+    let Some(rest) = line.strip_prefix(location) else {
+        return line.to_owned();
+    };
+    let Some((columns, tail)) = rest.split_once(':') else {
+        return line.to_owned();
+    };
+    let shifted: Option<Vec<String>> = columns
+        .split('-')
+        .map(|column| {
+            let column: usize = column.parse().ok()?;
+            Some(column.saturating_sub(shift).max(1).to_string())
+        })
+        .collect();
+    match shifted {
+        Some(shifted) => format!("{location}{}:{tail}", shifted.join("-")),
+        None => line.to_owned(),
+    }
 }
 
 /// Replaces the ruleset of the calling thread's namespace with `ruleset`, atomically: nft sends
@@ -110,9 +168,10 @@ pub fn flush_ruleset() -> Result<(), NftError> {
     run(&["-f", "-"], "flush ruleset\n", "flush").map(drop)
 }
 
-/// Returns the ruleset of the calling thread's namespace as nft prints it.
+/// Returns the ruleset of the calling thread's namespace as nft prints it, without stateful
+/// values such as counters and quotas, so that the text only changes when the rules do.
 pub fn list_ruleset() -> Result<String, NftError> {
-    run(&["list", "ruleset"], "", "list")
+    run(&["--stateless", "list", "ruleset"], "", "list")
 }
 
 /// Runs an nft script as given, e.g. one that replaces a single table.
@@ -216,4 +275,29 @@ pub fn ruleset_generation() -> io::Result<u32> {
         io::ErrorKind::InvalidData,
         "nfnetlink reply has no generation id",
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flush_prefix_hidden_from_messages() {
+        let message = "vpn.nft:1:24-27: Error: syntax error, unexpected string\n\
+                       flush ruleset; table ip x { chain y { dorp; } }\n\
+                       \x20                      ^^^^\n";
+        let shown = hide_flush_prefix(message, "vpn.nft");
+        assert_eq!(
+            shown,
+            "vpn.nft:1:9-12: Error: syntax error, unexpected string\n\
+             table ip x { chain y { dorp; } }\n\
+             \x20       ^^^^\n"
+        );
+    }
+
+    #[test]
+    fn later_lines_keep_their_columns() {
+        let message = "vpn.nft:3:5-8: Error: x\n    dorp\n    ^^^^\n";
+        assert_eq!(hide_flush_prefix(message, "vpn.nft"), message);
+    }
 }
