@@ -164,7 +164,8 @@ fn assert_converged(env: &Env, context: &str) {
             "nsfs",
             "{context}: {name} not an nsfs mount"
         );
-        for (key, value) in &spec.sysctls {
+        for setting in &spec.sysctls {
+            let (key, value) = (&setting.key, &setting.value);
             assert_eq!(
                 &support::sysctl_in(name, key),
                 value,

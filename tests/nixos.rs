@@ -118,14 +118,25 @@ fn example_converts_to_expected_config() {
     let generated_path = dir.path().join("netnsctl.toml");
     std::fs::write(&generated_path, &generated).expect("write generated TOML");
 
-    let report = check(&generated_path);
+    // check reads the WireGuard key file, so the copies given to it point at a key of the test's.
+    let key = dir.path().join("wg0.key");
+    std::fs::write(&key, "yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk=\n").expect("write key");
+    let with_key = |text: &str, name: &str| {
+        let path = dir.path().join(name);
+        let text = text.replace("/run/keys/wg0.key", &key.display().to_string());
+        std::fs::write(&path, text).expect("write config for check");
+        path
+    };
+
+    let report = check(&with_key(&generated, "generated-check.toml"));
     assert_eq!(
         report["valid"], true,
         "check rejects the TOML from Nix: {report}\n{generated}"
     );
 
     let expected_path = nixos_dir().join("tests/expected.toml");
-    let report = check(&expected_path);
+    let expected_text = std::fs::read_to_string(&expected_path).expect("read expected.toml");
+    let report = check(&with_key(&expected_text, "expected-check.toml"));
     assert_eq!(
         report["valid"], true,
         "check rejects expected.toml: {report}"
@@ -134,7 +145,6 @@ fn example_converts_to_expected_config() {
     let generated_config = netnsctl::config::parse(&generated_path, &generated)
         .expect("generated TOML parses")
         .config;
-    let expected_text = std::fs::read_to_string(&expected_path).expect("read expected.toml");
     let expected_config = netnsctl::config::parse(&expected_path, &expected_text)
         .expect("expected.toml parses")
         .config;
