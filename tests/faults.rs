@@ -194,36 +194,6 @@ fn nft_failing_on_one_ruleset() {
 }
 
 #[test]
-fn invalid_sysctl_value_names_key_and_reason() {
-    if !require_root("invalid_sysctl_value_names_key_and_reason") {
-        return;
-    }
-    let env = Env::new(
-        r#"
-[namespaces.fault-a]
-sysctl = { "net.ipv4.ip_default_ttl" = 0, "net.ipv4.ip_forward" = 1 }
-[namespaces.fault-b]
-sysctl = { "net.ipv4.ip_default_ttl" = 70 }
-"#,
-    );
-    let output = env.run(&["apply"]);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
-    assert!(
-        stderr.contains(
-            "error: fault-a: cannot set sysctl net.ipv4.ip_default_ttl = \"0\": Invalid argument"
-        ),
-        "{stderr}"
-    );
-    assert_eq!(support::sysctl_in("fault-a", "net.ipv4.ip_forward"), "1");
-    assert_eq!(
-        support::sysctl_in("fault-b", "net.ipv4.ip_default_ttl"),
-        "70"
-    );
-    env.ok(&["down", "--all"]);
-}
-
-#[test]
 fn netlink_error_names_object_and_reason() {
     if !require_root("netlink_error_names_object_and_reason") {
         return;
