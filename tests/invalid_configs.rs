@@ -202,3 +202,15 @@ fn invalid_configs_rejected_without_changes() {
         problems.join("\n")
     );
 }
+
+#[test]
+fn endless_config_file_rejected() {
+    if !support::require_root("endless_config_file_rejected") {
+        return;
+    }
+    for args in [&["check"][..], &["apply"][..]] {
+        let output = run(Path::new("/dev/zero"), args);
+        let problem = rejection_problem(&output, "/dev/zero: config file larger than 16 MiB");
+        assert_eq!(problem, None, "`{}`", args.join(" "));
+    }
+}
