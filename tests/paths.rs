@@ -318,6 +318,46 @@ fn modes_exact_under_strict_umask() {
     env.ok(&["down", "--all"]);
 }
 
+/// CONFIG plus a bridge, a veth to the host with a port mapping and masquerade, and a veth
+/// between namespaces, so host sysctls and the host table are written too.
+const TRACED_CONFIG: &str = r#"
+[namespaces.path-a]
+sysctl = { "net.ipv4.ip_forward" = 1 }
+dns = { nameservers = ["10.53.0.1"] }
+
+[[namespaces.path-a.veth]]
+name = "eth0"
+peer = "ve-path-a"
+addresses = ["10.88.0.2/30"]
+peer_addresses = ["10.88.0.1/30"]
+masquerade = true
+
+[[namespaces.path-a.port_mapping]]
+protocol = "tcp"
+host_port = 8088
+port = 80
+
+[[namespaces.path-a.veth]]
+name = "to-b"
+peer = "to-a"
+peer_namespace = "path-b"
+
+[namespaces.path-b]
+nftables = """
+table inet path_b {
+  chain input { type filter hook input priority 0; policy accept; }
+}
+"""
+
+[[namespaces.path-b.veth]]
+name = "eth0"
+peer = "ve-path-b"
+peer_bridge = "br-path"
+
+[bridges.br-path]
+addresses = ["10.89.0.1/24"]
+"#;
+
 /// Syscalls that change the file system, traced by [`writes_stay_in_netnsctl_dirs`].
 const WRITE_SYSCALLS: &str = "trace=openat,openat2,open,creat,mkdir,mkdirat,unlink,unlinkat,\
 rename,renameat,renameat2,rmdir,symlink,symlinkat,link,linkat,chmod,fchmodat,truncate,mount,umount2";
@@ -374,7 +414,7 @@ fn writes_stay_in_netnsctl_dirs() {
     if !require_root("writes_stay_in_netnsctl_dirs") {
         return;
     }
-    let env = Env::new(CONFIG);
+    let env = Env::new(TRACED_CONFIG);
     let prefix = env.path("trace");
     for args in [&["apply"][..], &["apply"][..], &["down", "--all"][..]] {
         let mut strace_args = vec!["-f", "-ff", "-y", "-qq", "-e", WRITE_SYSCALLS, "-o"];
@@ -406,6 +446,12 @@ fn writes_stay_in_netnsctl_dirs() {
             .iter()
             .any(|path| path.starts_with("/etc/netns/path-a")),
         "trace parsing found nothing: {changed:?}"
+    );
+    assert!(
+        changed
+            .iter()
+            .any(|path| path.starts_with("/proc/sys/net/ipv4/conf/ve-path-a/")),
+        "the host sysctl of the port mapping was not traced: {changed:?}"
     );
     let outside: Vec<&String> = changed.iter().filter(|path| !is_allowed(path)).collect();
     assert!(
