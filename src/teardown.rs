@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use crate::apply::step_boundary;
 use crate::desired::links;
 use crate::kernel::netlink::{LinkId, Netlink};
 use crate::kernel::netns::{self, NetnsFile};
@@ -27,7 +28,6 @@ pub struct Teardown {
 pub fn down(names: &[String], force: bool) -> Teardown {
     let mut result = Teardown::default();
     let mut processes: Option<HashMap<(u64, u64), Vec<Process>>> = None;
-    let mut released_any = false;
     for name in &underlays_last(names) {
         let record = match state::read_record(name) {
             Ok(Some(record)) => record,
@@ -71,7 +71,6 @@ pub fn down(names: &[String], force: bool) -> Teardown {
             result
                 .warnings
                 .push(format!("{name}: {reason}; released, left in place"));
-            released_any = true;
             continue;
         }
         let dependents: Vec<(String, String)> = state::links_over_underlay(name)
@@ -158,24 +157,25 @@ pub fn down(names: &[String], force: bool) -> Teardown {
             result.failures.push(format!("{name}: {err}"));
             continue;
         }
-        crate::apply::step_boundary();
+        step_boundary();
         if let Err(err) = remove_etc_files(name) {
             result.failures.push(format!("{name}: {err}"));
             continue;
         }
-        crate::apply::step_boundary();
+        step_boundary();
         if let Err(err) = state::remove_record(name) {
             result
                 .failures
                 .push(format!("{name}: cannot remove state record: {err}"));
             continue;
         }
+        step_boundary();
         tracing::info!(namespace = name.as_str(), "removed namespace");
         result.removed.push(name.clone());
     }
-    if !result.removed.is_empty() || released_any {
-        result.failures.extend(update_host());
-    }
+    // Also when nothing was removed or released in this run: a run killed after removing the
+    // last record leaves the host table and bridges for this one to clean up.
+    result.failures.extend(update_host());
     result
 }
 
@@ -285,6 +285,7 @@ fn remove_links(name: &str, record: &Record) -> Vec<String> {
                         failures.push(format!("cannot move link {link} back to the host: {err}"))
                     }
                 }
+                step_boundary();
             }
             for link in &record.veths {
                 let found = netlink.get_link(LinkId::Name(link));
@@ -297,6 +298,7 @@ fn remove_links(name: &str, record: &Record) -> Vec<String> {
                     Ok(None) => {}
                     Err(err) => failures.push(err.to_string()),
                 }
+                step_boundary();
             }
             Ok(failures)
         });
@@ -317,6 +319,7 @@ fn remove_links(name: &str, record: &Record) -> Vec<String> {
                             if let Err(err) = netlink.del_link(found.index) {
                                 failures.push(err.to_string());
                             }
+                            step_boundary();
                         }
                     }
                 }
@@ -329,11 +332,14 @@ fn remove_links(name: &str, record: &Record) -> Vec<String> {
 
 /// Stops the namespace's WireGuard links. Returns the failures.
 fn stop_wireguard(name: &str, record: &Record) -> Vec<String> {
-    record
-        .wireguard
-        .iter()
-        .filter_map(|wg| crate::apply::links::delete_wireguard(name, wg).err())
-        .collect()
+    let mut failures = Vec::new();
+    for wg in &record.wireguard {
+        if let Err(err) = crate::apply::links::delete_wireguard(name, wg) {
+            failures.push(err);
+        }
+        step_boundary();
+    }
+    failures
 }
 
 /// Rebuilds the host table from the records that remain, restores net.ipv4.ip_forward when no
@@ -378,6 +384,7 @@ fn update_host_here() -> Vec<String> {
                 Err(err) => failures.push(format!("cannot delete the host table: {err}")),
             },
         }
+        step_boundary();
     }
     if rules.is_empty() {
         if let Some(before) = host.ip_forward_before.take() {
@@ -387,6 +394,7 @@ fn update_host_here() -> Vec<String> {
                 ));
                 host.ip_forward_before = Some(before);
             }
+            step_boundary();
         }
     }
     if remaining.is_empty() && !host.bridges.is_empty() {
@@ -407,6 +415,7 @@ fn update_host_here() -> Vec<String> {
                     } else {
                         tracing::info!(bridge = bridge.as_str(), "deleted bridge");
                     }
+                    step_boundary();
                 }
                 host.bridges = remaining_bridges;
             }
