@@ -239,7 +239,11 @@ peer_addresses = ["10.96.0.1/30"]
         .collect();
     assert_eq!(errors.len(), 2, "one error per failed object: {errors:?}");
     assert!(
-        errors.contains(&"error: nl-b: add route 10.99.0.0/24 via 10.55.0.1: Network is unreachable (os error 101)"),
+        errors.contains(
+            &"error: nl-b: add route 10.99.0.0/24 via 10.55.0.1: Network is unreachable (os error \
+              101): namespaces.nl-b.route[0].via = \"10.55.0.1\" is on no network of the links of \
+              namespace nl-b; use a gateway inside the network of one of their addresses"
+        ),
         "{errors:?}"
     );
     let address_error = errors
