@@ -345,7 +345,7 @@ pub fn resolve(
     }
 }
 
-/// Whether a ruleset text names table `name` in a `table FAMILY NAME` statement.
+/// Checks whether a ruleset text names table `name` in a `table FAMILY NAME` statement.
 fn declares_table(text: &str, name: &str) -> bool {
     let words: Vec<&str> = text
         .split(|c: char| c.is_whitespace() || c == '{' || c == ';')

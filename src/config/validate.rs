@@ -719,7 +719,7 @@ fn check_moved_host_links(
 }
 
 /// Checks that no address is given twice to host links: the host ends of veths
-/// (`peer_addresses`) and bridges. Two host links with one address make the host answer
+/// (`peer_addresses`) and bridges. Two host links with one address make the host reply
 /// through only one of them.
 fn check_host_addresses(checker: &mut Checker, config: &Config) {
     let mut declared: Vec<(String, &IpNet)> = Vec::new();

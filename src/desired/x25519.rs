@@ -119,10 +119,12 @@ fn scalar_mult(scalar: &[u8; 32], point: &[u8; 32]) -> [u8; 32] {
         f[1] = 1;
         f
     };
+    // Montgomery ladder over the bits of the clamped scalar, from the top.
     for i in (0..=254).rev() {
         let bit = i64::from((z[i >> 3] >> (i & 7)) & 1);
         select(&mut a, &mut b, bit);
         select(&mut c, &mut d, bit);
+
         let mut e = add(&a, &c);
         a = sub(&a, &c);
         c = add(&b, &d);
@@ -141,6 +143,7 @@ fn scalar_mult(scalar: &[u8; 32], point: &[u8; 32]) -> [u8; 32] {
         a = mul(&d, &f);
         d = mul(&b, &x);
         b = mul(&e, &e);
+
         select(&mut a, &mut b, bit);
         select(&mut c, &mut d, bit);
     }

@@ -253,7 +253,7 @@ pub fn observe_stale_wireguard(desired: &Desired) -> BTreeMap<(String, String), 
             let Some(declared) = spec.wireguard.iter().find(|s| s.link == wg.link) else {
                 continue;
             };
-            // A wireguard-go that exited took its TUN link along; the planner sees it missing.
+            // A wireguard-go that exited took its TUN link along, so the planner finds that link missing.
             let Some(pid) = wg.pid.filter(|&pid| wireguard::is_wireguard_go(pid)) else {
                 continue;
             };
