@@ -63,13 +63,17 @@ pub fn apply(desired: &Desired, plan: &Plan) -> Outcome {
     if by_namespace.is_empty() {
         return outcome;
     }
-    let creates = plan
-        .steps
-        .iter()
-        .any(|step| matches!(step, Step::CreateNamespace { .. } | Step::ReplaceStaleFile { .. }));
+    let creates = plan.steps.iter().any(|step| {
+        matches!(
+            step,
+            Step::CreateNamespace { .. } | Step::ReplaceStaleFile { .. }
+        )
+    });
     if creates {
         if let Err(err) = netns::prepare_run_dir() {
-            outcome.failures.push(format!("cannot prepare {}: {err}", netns::NETNS_RUN_DIR));
+            outcome
+                .failures
+                .push(format!("cannot prepare {}: {err}", netns::NETNS_RUN_DIR));
             return outcome;
         }
     }
@@ -136,7 +140,9 @@ fn apply_namespace(spec: &NamespaceSpec, steps: &[&Step]) -> Outcome {
         return outcome;
     }
     if let Err(err) = state::write_record(name, &record) {
-        outcome.failures.push(format!("{name}: cannot write state record: {err}"));
+        outcome
+            .failures
+            .push(format!("{name}: cannot write state record: {err}"));
     }
     outcome
 }
@@ -200,7 +206,8 @@ fn run_inside(spec: &NamespaceSpec, steps: &[&Step], record: &mut Record, outcom
 
 fn set_link_up(netlink: &mut Option<Netlink>, link: &str) -> Result<(), String> {
     if netlink.is_none() {
-        *netlink = Some(Netlink::open().map_err(|err| format!("cannot open rtnetlink socket: {err}"))?);
+        *netlink =
+            Some(Netlink::open().map_err(|err| format!("cannot open rtnetlink socket: {err}"))?);
     }
     let netlink = netlink.as_mut().expect("opened above");
     let found = netlink
@@ -269,13 +276,19 @@ pub fn check_rulesets(rulesets: &[&crate::desired::Ruleset]) -> Result<Vec<Strin
         return Ok(Vec::new());
     }
     netns::on_thread(|| {
-        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
-            .map_err(|err| format!("cannot create a namespace to check rulesets in: {}", err.desc()))?;
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).map_err(|err| {
+            format!(
+                "cannot create a namespace to check rulesets in: {}",
+                err.desc()
+            )
+        })?;
         let mut errors = Vec::new();
         for ruleset in unique.values() {
             match nft::check_ruleset(&ruleset.text, &ruleset.label) {
                 Ok(()) => {}
-                Err(nft::NftError::Rejected { message }) => errors.push(message.trim_end().to_owned()),
+                Err(nft::NftError::Rejected { message }) => {
+                    errors.push(message.trim_end().to_owned())
+                }
                 Err(err) => return Err(err.to_string()),
             }
         }

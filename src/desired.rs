@@ -110,7 +110,10 @@ pub fn resolve(
         if !loaded.config.namespaces.contains_key(name) {
             errors.push(ConfigError::file(
                 path,
-                format!("namespace {name:?} is not declared; add [namespaces.{}]", key_part(name)),
+                format!(
+                    "namespace {name:?} is not declared; add [namespaces.{}]",
+                    key_part(name)
+                ),
             ));
         }
     }
@@ -137,7 +140,10 @@ pub fn resolve(
         }
 
         let ruleset = if let Some(text) = &ns.nftables {
-            Some(Ruleset::new(text.clone(), format!("{}: {key}.nftables", path.display())))
+            Some(Ruleset::new(
+                text.clone(),
+                format!("{}: {key}.nftables", path.display()),
+            ))
         } else if let Some(file) = &ns.nftables_file {
             match read_ruleset_file(file) {
                 Ok(text) => Some(Ruleset::new(text, file.display().to_string())),

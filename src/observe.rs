@@ -79,7 +79,9 @@ pub fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -
                     break;
                 };
                 let result = f(item);
-                slots.lock().expect("no worker panics while holding the lock")[i] = Some(result);
+                slots
+                    .lock()
+                    .expect("no worker panics while holding the lock")[i] = Some(result);
             });
         }
     });

@@ -17,12 +17,21 @@ use crate::observe::{Observed, ObservedNamespace};
 #[serde(tag = "action", rename_all = "kebab-case")]
 pub enum Step {
     /// Create the namespace and register it at /run/netns/NAME.
-    CreateNamespace { namespace: String },
+    CreateNamespace {
+        namespace: String,
+    },
     /// Remove a file at /run/netns/NAME that is not a namespace, then create the namespace.
-    ReplaceStaleFile { namespace: String },
+    ReplaceStaleFile {
+        namespace: String,
+    },
     /// Record an existing namespace as managed (`adopt = true`).
-    AdoptNamespace { namespace: String },
-    SetLinkUp { namespace: String, link: String },
+    AdoptNamespace {
+        namespace: String,
+    },
+    SetLinkUp {
+        namespace: String,
+        link: String,
+    },
     SetSysctl {
         namespace: String,
         key: String,
@@ -37,9 +46,13 @@ pub enum Step {
         reason: String,
     },
     /// Empty a ruleset netnsctl loaded earlier and the config no longer declares.
-    FlushRuleset { namespace: String },
+    FlushRuleset {
+        namespace: String,
+    },
     /// Rewrite /etc/netns/NAME/resolv.conf in place.
-    WriteResolvConf { namespace: String },
+    WriteResolvConf {
+        namespace: String,
+    },
 }
 
 impl Step {
@@ -65,7 +78,9 @@ impl fmt::Display for Step {
                 f,
                 "{namespace}: replace stale file /run/netns/{namespace} with the namespace"
             ),
-            Step::AdoptNamespace { namespace } => write!(f, "{namespace}: adopt existing namespace"),
+            Step::AdoptNamespace { namespace } => {
+                write!(f, "{namespace}: adopt existing namespace")
+            }
             Step::SetLinkUp { namespace, link } => write!(f, "{namespace}: set link {link} up"),
             Step::SetSysctl {
                 namespace,
@@ -83,7 +98,10 @@ impl fmt::Display for Step {
                 namespace,
                 source,
                 reason,
-            } => write!(f, "{namespace}: load nftables ruleset from {source} ({reason})"),
+            } => write!(
+                f,
+                "{namespace}: load nftables ruleset from {source} ({reason})"
+            ),
             Step::FlushRuleset { namespace } => write!(f, "{namespace}: flush nftables ruleset"),
             Step::WriteResolvConf { namespace } => {
                 write!(f, "{namespace}: write /etc/netns/{namespace}/resolv.conf")
@@ -208,7 +226,11 @@ fn plan_namespace(spec: &NamespaceSpec, seen: &ObservedNamespace, plan: &mut Pla
     plan_sysctls(spec, inside, plan);
     plan_ruleset(spec, seen, inside, fresh, plan);
 
-    let resolv_current = if fresh { None } else { seen.resolv_conf.as_deref() };
+    let resolv_current = if fresh {
+        None
+    } else {
+        seen.resolv_conf.as_deref()
+    };
     if resolv_current != Some(spec.resolv_conf.as_bytes()) {
         plan.steps.push(Step::WriteResolvConf {
             namespace: name.clone(),

@@ -42,7 +42,9 @@ pub struct Record {
 
 /// Returns the path of a namespace's record.
 pub fn record_path(name: &str) -> PathBuf {
-    Path::new(STATE_DIR).join("namespaces").join(format!("{name}.json"))
+    Path::new(STATE_DIR)
+        .join("namespaces")
+        .join(format!("{name}.json"))
 }
 
 /// Reads a namespace's record. A record that cannot be parsed counts as present but empty, so
@@ -104,7 +106,10 @@ pub struct Lock {
 pub enum LockError {
     Io(io::Error),
     /// Another run held the lock for the whole timeout.
-    TimedOut { holder: Option<u32>, waited: Duration },
+    TimedOut {
+        holder: Option<u32>,
+        waited: Duration,
+    },
 }
 
 impl std::fmt::Display for LockError {
@@ -112,7 +117,11 @@ impl std::fmt::Display for LockError {
         match self {
             LockError::Io(err) => write!(f, "cannot take the lock {STATE_DIR}/lock: {err}"),
             LockError::TimedOut { holder, waited } => {
-                write!(f, "timed out after {:.1} s waiting for the lock {STATE_DIR}/lock", waited.as_secs_f64())?;
+                write!(
+                    f,
+                    "timed out after {:.1} s waiting for the lock {STATE_DIR}/lock",
+                    waited.as_secs_f64()
+                )?;
                 if let Some(pid) = holder {
                     write!(f, " held by process {pid}")?;
                 }
@@ -137,10 +146,14 @@ impl Lock {
             let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
             if rc == 0 {
                 if announced {
-                    tracing::info!(waited_ms = start.elapsed().as_millis() as u64, "took the lock");
+                    tracing::info!(
+                        waited_ms = start.elapsed().as_millis() as u64,
+                        "took the lock"
+                    );
                 }
                 let _ = nix::unistd::ftruncate(&file, 0);
-                let _ = nix::sys::uio::pwrite(&file, format!("{}\n", std::process::id()).as_bytes(), 0);
+                let _ =
+                    nix::sys::uio::pwrite(&file, format!("{}\n", std::process::id()).as_bytes(), 0);
                 return Ok(Lock { _file: file });
             }
             let err = io::Error::last_os_error();
@@ -172,7 +185,10 @@ fn open_lock_file(path: &Path) -> io::Result<File> {
         .flags(OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW)
         .mode(Mode::from_bits_truncate(0o644))
         .resolve(ResolveFlag::RESOLVE_NO_SYMLINKS);
-    openat2(AT_FDCWD, path, how)
-        .map(File::from)
-        .map_err(|err| io::Error::new(io::Error::from(err).kind(), format!("{}: {}", path.display(), err.desc())))
+    openat2(AT_FDCWD, path, how).map(File::from).map_err(|err| {
+        io::Error::new(
+            io::Error::from(err).kind(),
+            format!("{}: {}", path.display(), err.desc()),
+        )
+    })
 }

@@ -5,9 +5,9 @@
 
 use std::collections::HashMap;
 
+use crate::kernel::files;
 use crate::kernel::netns::{self, NetnsFile};
 use crate::kernel::procs::{self, Process};
-use crate::kernel::files;
 use crate::state;
 
 /// What `down` did.
@@ -67,7 +67,9 @@ pub fn down(names: &[String], force: bool) -> Teardown {
             }
             Ok(_) => {}
             Err(err) => {
-                result.failures.push(format!("{name}: cannot inspect {}: {err}", path.display()));
+                result
+                    .failures
+                    .push(format!("{name}: cannot inspect {}: {err}", path.display()));
                 continue;
             }
         }
@@ -82,7 +84,9 @@ pub fn down(names: &[String], force: bool) -> Teardown {
         }
         crate::apply::step_boundary();
         if let Err(err) = state::remove_record(name) {
-            result.failures.push(format!("{name}: cannot remove state record: {err}"));
+            result
+                .failures
+                .push(format!("{name}: cannot remove state record: {err}"));
             continue;
         }
         tracing::info!(namespace = name.as_str(), "removed namespace");

@@ -15,7 +15,9 @@ fn compute_plan(desired: &Desired) -> Plan {
 fn print_notes(plan: &Plan) {
     for note in &plan.notes {
         match note.level {
-            Level::Warning => tracing::warn!(namespace = note.namespace.as_str(), "{}", note.message),
+            Level::Warning => {
+                tracing::warn!(namespace = note.namespace.as_str(), "{}", note.message)
+            }
             Level::Info => tracing::info!(namespace = note.namespace.as_str(), "{}", note.message),
         }
     }
@@ -27,7 +29,9 @@ fn check_planned_rulesets(desired: &Desired, plan: &Plan) -> Result<(), u8> {
         .steps
         .iter()
         .filter_map(|step| match step {
-            Step::LoadRuleset { namespace, .. } => desired.namespaces.get(namespace)?.ruleset.as_ref(),
+            Step::LoadRuleset { namespace, .. } => {
+                desired.namespaces.get(namespace)?.ruleset.as_ref()
+            }
             _ => None,
         })
         .collect();
@@ -92,7 +96,10 @@ pub fn plan(global: &GlobalArgs, names: &[String], json: bool) -> u8 {
             "steps": plan.steps,
             "notes": plan.notes,
         });
-        println!("{}", serde_json::to_string_pretty(&output).expect("plan serializes"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&output).expect("plan serializes")
+        );
     } else {
         print_notes(&plan);
         if plan.steps.is_empty() {

@@ -27,7 +27,11 @@ pub fn check(global: &GlobalArgs, json: bool) -> u8 {
                         if !messages.is_empty() {
                             code = EXIT_INVALID;
                         }
-                        errors.extend(messages.into_iter().map(|m| format!("invalid nftables ruleset: {m}")));
+                        errors.extend(
+                            messages
+                                .into_iter()
+                                .map(|m| format!("invalid nftables ruleset: {m}")),
+                        );
                     }
                     Err(err) => {
                         errors.push(err);
@@ -44,7 +48,10 @@ pub fn check(global: &GlobalArgs, json: bool) -> u8 {
             "errors": errors,
             "notes": notes,
         });
-        println!("{}", serde_json::to_string_pretty(&output).expect("check serializes"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&output).expect("check serializes")
+        );
     } else {
         for error in &errors {
             eprintln!("error: {error}");

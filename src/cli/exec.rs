@@ -15,11 +15,17 @@ pub fn exec(name: &str, user: Option<&str>, command: &[String]) -> u8 {
     match netns::inspect(&netns::netns_path(name)) {
         Ok(netns::NetnsFile::Attached { .. }) => {}
         Ok(_) => {
-            eprintln!("error: namespace {name} not found at {}", netns::netns_path(name).display());
+            eprintln!(
+                "error: namespace {name} not found at {}",
+                netns::netns_path(name).display()
+            );
             return EXIT_FAILED;
         }
         Err(err) => {
-            eprintln!("error: cannot inspect {}: {err}", netns::netns_path(name).display());
+            eprintln!(
+                "error: cannot inspect {}: {err}",
+                netns::netns_path(name).display()
+            );
             return EXIT_FAILED;
         }
     }

@@ -128,14 +128,13 @@ fn init_logging(global: &GlobalArgs) {
             _ => "trace",
         }
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("NETNSCTL_LOG")
-        .unwrap_or_else(|_| {
-            // netlink-packet-route warns about every attribute newer than itself, such as
-            // IFLA_INET6_CONF growing on recent kernels; that is noise for netnsctl's users.
-            tracing_subscriber::EnvFilter::new(format!(
-                "{level},netlink_packet_route=error,netlink_packet_core=error"
-            ))
-        });
+    let filter = tracing_subscriber::EnvFilter::try_from_env("NETNSCTL_LOG").unwrap_or_else(|_| {
+        // netlink-packet-route warns about every attribute newer than itself, such as
+        // IFLA_INET6_CONF growing on recent kernels; that is noise for netnsctl's users.
+        tracing_subscriber::EnvFilter::new(format!(
+            "{level},netlink_packet_route=error,netlink_packet_core=error"
+        ))
+    });
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -171,7 +170,10 @@ fn report_config_errors(errors: &ConfigErrors) -> u8 {
 }
 
 /// Loads, validates and resolves the config, limited to `names` when given.
-fn load_desired(global: &GlobalArgs, names: &[String]) -> Result<(LoadedConfig, Desired), ConfigErrors> {
+fn load_desired(
+    global: &GlobalArgs,
+    names: &[String],
+) -> Result<(LoadedConfig, Desired), ConfigErrors> {
     let loaded = config::load(&global.config)?;
     config::validate::validate(&loaded)?;
     let desired = desired::resolve(&loaded, names, &HostSources::default())?;

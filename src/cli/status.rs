@@ -47,7 +47,9 @@ pub fn status(global: &GlobalArgs, names: &[String], json: bool) -> u8 {
         single.namespaces.insert(name.clone(), seen.clone());
         let plan = plan::plan(&one, &single);
         let count = match seen.file {
-            Some(NetnsFile::Attached { dev, ino }) => processes.get(&(dev, ino)).map_or(0, Vec::len),
+            Some(NetnsFile::Attached { dev, ino }) => {
+                processes.get(&(dev, ino)).map_or(0, Vec::len)
+            }
             _ => 0,
         };
         statuses.push(NamespaceStatus {
@@ -69,7 +71,9 @@ pub fn status(global: &GlobalArgs, names: &[String], json: bool) -> u8 {
             }
             let file = crate::kernel::netns::inspect(&crate::kernel::netns::netns_path(&name)).ok();
             let count = match file {
-                Some(NetnsFile::Attached { dev, ino }) => processes.get(&(dev, ino)).map_or(0, Vec::len),
+                Some(NetnsFile::Attached { dev, ino }) => {
+                    processes.get(&(dev, ino)).map_or(0, Vec::len)
+                }
                 _ => 0,
             };
             statuses.push(NamespaceStatus {
@@ -92,7 +96,10 @@ pub fn status(global: &GlobalArgs, names: &[String], json: bool) -> u8 {
 
     if json {
         let output = serde_json::json!({ "version": JSON_VERSION, "namespaces": statuses });
-        println!("{}", serde_json::to_string_pretty(&output).expect("status serializes"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&output).expect("status serializes")
+        );
         return EXIT_OK;
     }
     for status in &statuses {

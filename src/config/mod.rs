@@ -269,7 +269,10 @@ pub struct LoadedConfig {
 /// name and the line; [`validate::validate`] checks the rest.
 pub fn load(path: &Path) -> Result<LoadedConfig, ConfigErrors> {
     let text = std::fs::read_to_string(path).map_err(|err| {
-        ConfigErrors::single(ConfigError::file(path, format!("cannot read config file: {err}")))
+        ConfigErrors::single(ConfigError::file(
+            path,
+            format!("cannot read config file: {err}"),
+        ))
     })?;
     parse(path, &text)
 }

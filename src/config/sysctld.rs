@@ -93,7 +93,10 @@ pub fn host_net_settings(dirs: &[PathBuf]) -> Vec<(String, String)> {
 
 /// The standard directories.
 pub fn default_dirs() -> Vec<PathBuf> {
-    SYSCTL_DIRS.iter().map(|dir| Path::new(dir).to_owned()).collect()
+    SYSCTL_DIRS
+        .iter()
+        .map(|dir| Path::new(dir).to_owned())
+        .collect()
 }
 
 #[cfg(test)]
@@ -102,7 +105,8 @@ mod tests {
 
     #[test]
     fn parse_comments_and_ignore_prefix() {
-        let pairs = parse("# c\n; c\nnet.ipv4.ip_forward = 1\n-net.core.somaxconn=512\n\nbad line\n");
+        let pairs =
+            parse("# c\n; c\nnet.ipv4.ip_forward = 1\n-net.core.somaxconn=512\n\nbad line\n");
         assert_eq!(
             pairs,
             vec![
@@ -119,7 +123,11 @@ mod tests {
         let usr = root.path().join("usr");
         std::fs::create_dir_all(&etc).unwrap();
         std::fs::create_dir_all(&usr).unwrap();
-        std::fs::write(usr.join("10-a.conf"), "net.ipv4.ip_forward = 0\nkernel.x = 1\n").unwrap();
+        std::fs::write(
+            usr.join("10-a.conf"),
+            "net.ipv4.ip_forward = 0\nkernel.x = 1\n",
+        )
+        .unwrap();
         std::fs::write(usr.join("50-b.conf"), "net.ipv4.conf.all.rp_filter = 1\n").unwrap();
         std::fs::write(etc.join("50-b.conf"), "net.ipv4.conf.all.rp_filter = 2\n").unwrap();
         std::fs::write(etc.join("90-c.conf"), "net/ipv4/ip_forward = 1\n").unwrap();

@@ -64,7 +64,11 @@ impl ConfigError {
             file: path.to_owned(),
             key: None,
             value: None,
-            message: format!("{}{}", location.unwrap_or_default(), err.message().trim_end()),
+            message: format!(
+                "{}{}",
+                location.unwrap_or_default(),
+                err.message().trim_end()
+            ),
         }
     }
 }
@@ -195,10 +199,9 @@ pub fn validate(loaded: &LoadedConfig) -> Result<(), ConfigErrors> {
                     ),
                 );
             }
-            let has_host_veth = ns
-                .veth
-                .iter()
-                .any(|v| v.peer_namespace.is_none() && v.addresses.iter().any(|a| a.addr().is_ipv4()));
+            let has_host_veth = ns.veth.iter().any(|v| {
+                v.peer_namespace.is_none() && v.addresses.iter().any(|a| a.addr().is_ipv4())
+            });
             if !has_host_veth {
                 checker.error(
                     mkey,
@@ -294,16 +297,27 @@ fn check_namespace(checker: &mut Checker, config: &Config, name: &str, ns: &Name
             checker.error(
                 format!("{key}.service.{}", key_part(section)),
                 format!("{section:?}"),
-                format!("unknown unit section: use one of {}", SERVICE_SECTIONS.join(", ")),
+                format!(
+                    "unknown unit section: use one of {}",
+                    SERVICE_SECTIONS.join(", ")
+                ),
             );
         }
         for (unit_key, value) in entries {
             let vkey = format!("{key}.service.{}.{}", key_part(section), key_part(unit_key));
             if unit_key.is_empty() || !unit_key.bytes().all(|b| b.is_ascii_alphanumeric()) {
-                checker.error(vkey.clone(), format!("{unit_key:?}"), "a unit key must be letters and digits");
+                checker.error(
+                    vkey.clone(),
+                    format!("{unit_key:?}"),
+                    "a unit key must be letters and digits",
+                );
             }
             if value.lines().iter().any(|line| line.contains(['\n', '\0'])) {
-                checker.error(vkey, format!("{value:?}"), "a unit value must be a single line");
+                checker.error(
+                    vkey,
+                    format!("{value:?}"),
+                    "a unit value must be a single line",
+                );
             }
         }
     }
@@ -318,7 +332,10 @@ fn check_namespace(checker: &mut Checker, config: &Config, name: &str, ns: &Name
     if !ns.wireguard.is_empty() && ns.wireguard_config.is_some() {
         checker.error(
             format!("{key}.wireguard_config"),
-            format!("{:?}", ns.wireguard_config.as_ref().unwrap().display().to_string()),
+            format!(
+                "{:?}",
+                ns.wireguard_config.as_ref().unwrap().display().to_string()
+            ),
             "set either `wireguard` tables or `wireguard_config`, not both",
         );
     }
@@ -448,7 +465,11 @@ fn check_links<'c>(
             );
         }
         check_addresses(checker, &format!("{vkey}.addresses"), &veth.addresses);
-        check_addresses(checker, &format!("{vkey}.peer_addresses"), &veth.peer_addresses);
+        check_addresses(
+            checker,
+            &format!("{vkey}.peer_addresses"),
+            &veth.peer_addresses,
+        );
     }
     for (link, _) in &ns.wireguard {
         claim(checker, link, format!("{key}.wireguard.{}", key_part(link)));
@@ -487,7 +508,11 @@ fn check_links<'c>(
             }
         }
         if route.via.is_none() && route.dev.is_none() {
-            checker.error(rkey.clone(), format!("{:?}", route.to), "set `via`, `dev` or both");
+            checker.error(
+                rkey.clone(),
+                format!("{:?}", route.to),
+                "set `via`, `dev` or both",
+            );
         }
         if let Some(dev) = &route.dev {
             if !links.contains_key(dev) {
@@ -506,7 +531,11 @@ fn check_addresses(checker: &mut Checker, key: &str, addresses: &[IpNet]) {
     let mut seen = BTreeSet::new();
     for (i, address) in addresses.iter().enumerate() {
         if !seen.insert(address) {
-            checker.error(format!("{key}[{i}]"), format!("{:?}", address.to_string()), "address listed twice");
+            checker.error(
+                format!("{key}[{i}]"),
+                format!("{:?}", address.to_string()),
+                "address listed twice",
+            );
         }
         if address.addr().is_unspecified() || address.addr().is_multicast() {
             checker.error(
@@ -524,7 +553,10 @@ fn check_network(checker: &mut Checker, key: &str, net: &IpNet) {
         checker.error(
             key.to_owned(),
             format!("{:?}", net.to_string()),
-            format!("host bits set past the prefix: did you mean \"{}\"?", net.trunc()),
+            format!(
+                "host bits set past the prefix: did you mean \"{}\"?",
+                net.trunc()
+            ),
         );
     }
 }
@@ -533,11 +565,16 @@ fn check_network(checker: &mut Checker, key: &str, net: &IpNet) {
 pub fn check_sysctl_key(key: &str) -> Result<(), String> {
     let normalized = key.replace('/', ".");
     if !normalized.starts_with("net.") {
-        return Err("only net.* sysctls are set per namespace; other keys would change the host".into());
+        return Err(
+            "only net.* sysctls are set per namespace; other keys would change the host".into(),
+        );
     }
-    let valid = normalized
-        .split('.')
-        .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-*?".contains(&b)));
+    let valid = normalized.split('.').all(|part| {
+        !part.is_empty()
+            && part
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_-*?".contains(&b))
+    });
     if !valid {
         return Err("a sysctl key is dot-separated words of letters, digits, '_' and '-'".into());
     }

@@ -22,7 +22,10 @@ use nix::unistd::{execvp, setgid, setgroups, setuid, User};
 use super::netns;
 
 fn context(err: nix::errno::Errno, what: String) -> io::Error {
-    io::Error::new(io::Error::from(err).kind(), format!("{what}: {}", err.desc()))
+    io::Error::new(
+        io::Error::from(err).kind(),
+        format!("{what}: {}", err.desc()),
+    )
 }
 
 /// Switches the calling (single-threaded) process into namespace `name` with its /etc files.
@@ -100,7 +103,9 @@ pub fn drop_privileges(user: &str) -> io::Result<()> {
     setgid(account.gid).map_err(|err| context(err, format!("cannot set gid {}", account.gid)))?;
     setuid(account.uid).map_err(|err| context(err, format!("cannot set uid {}", account.uid)))?;
     if setuid(nix::unistd::Uid::from_raw(0)).is_ok() && !account.uid.is_root() {
-        return Err(io::Error::other("privileges were not dropped: setuid(0) still succeeds"));
+        return Err(io::Error::other(
+            "privileges were not dropped: setuid(0) still succeeds",
+        ));
     }
     // SAFETY: single-threaded at this point; nothing else reads the environment concurrently.
     unsafe {
@@ -114,12 +119,18 @@ pub fn drop_privileges(user: &str) -> io::Result<()> {
 /// Replaces this process with `command`. Returns only on failure, with the exit status to use:
 /// 127 when the command is not found, 126 when it cannot be run.
 pub fn exec_command(command: &[String]) -> (io::Error, u8) {
-    let args: Result<Vec<CString>, _> = command.iter().map(|arg| CString::new(arg.as_str())).collect();
+    let args: Result<Vec<CString>, _> = command
+        .iter()
+        .map(|arg| CString::new(arg.as_str()))
+        .collect();
     let args = match args {
         Ok(args) if !args.is_empty() => args,
         _ => {
             return (
-                io::Error::new(io::ErrorKind::InvalidInput, "invalid command: empty or contains NUL"),
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "invalid command: empty or contains NUL",
+                ),
                 2,
             )
         }
@@ -128,6 +139,10 @@ pub fn exec_command(command: &[String]) -> (io::Error, u8) {
         Err(err) => err,
         Ok(never) => match never {},
     };
-    let status = if err == nix::errno::Errno::ENOENT { 127 } else { 126 };
+    let status = if err == nix::errno::Errno::ENOENT {
+        127
+    } else {
+        126
+    };
     (context(err, format!("cannot run {}", command[0])), status)
 }

@@ -44,7 +44,10 @@ pub fn create_dir_all(path: &Path, mode: u32) -> io::Result<()> {
             _ => {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidInput,
-                    format!("refusing path {} with '.' or '..' components", path.display()),
+                    format!(
+                        "refusing path {} with '.' or '..' components",
+                        path.display()
+                    ),
                 ))
             }
         }
@@ -79,8 +82,12 @@ pub fn write_in_place(path: &Path, contents: &[u8], mode: u32) -> io::Result<()>
     }
     ftruncate(&fd, 0).map_err(|err| with_path(err, "cannot truncate", path))?;
     let mut file = File::from(fd);
-    file.write_all(contents)
-        .map_err(|err| io::Error::new(err.kind(), format!("cannot write {}: {err}", path.display())))
+    file.write_all(contents).map_err(|err| {
+        io::Error::new(
+            err.kind(),
+            format!("cannot write {}: {err}", path.display()),
+        )
+    })
 }
 
 /// Replaces a file atomically: writes a temporary file next to it and renames it over `path`.
@@ -88,15 +95,22 @@ pub fn write_in_place(path: &Path, contents: &[u8], mode: u32) -> io::Result<()>
 pub fn replace(path: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("/"));
     let name = path.file_name().ok_or_else(|| {
-        io::Error::new(io::ErrorKind::InvalidInput, format!("{} has no file name", path.display()))
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} has no file name", path.display()),
+        )
     })?;
     let dir_fd = open_no_symlinks(dir, OFlag::O_PATH | OFlag::O_DIRECTORY, 0)
         .map_err(|err| with_path(err, "cannot open directory", dir))?;
     let temp_name = format!(".{}.{}.tmp", name.to_string_lossy(), std::process::id());
     let temp_path = dir.join(&temp_name);
     let _ = unlinkat(&dir_fd, temp_name.as_str(), UnlinkatFlags::NoRemoveDir);
-    let fd = open_no_symlinks(&temp_path, OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL, mode)
-        .map_err(|err| with_path(err, "cannot create", &temp_path))?;
+    let fd = open_no_symlinks(
+        &temp_path,
+        OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL,
+        mode,
+    )
+    .map_err(|err| with_path(err, "cannot create", &temp_path))?;
     File::from(fd).write_all(contents)?;
     nix::fcntl::renameat(&dir_fd, temp_name.as_str(), &dir_fd, name)
         .map_err(|err| with_path(err, "cannot rename into place", path))

@@ -10,8 +10,8 @@ use std::os::fd::RawFd;
 
 use ipnet::IpNet;
 use netlink_packet_core::{
-    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP,
-    NLM_F_EXCL, NLM_F_REQUEST,
+    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL,
+    NLM_F_REQUEST,
 };
 use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressMessage};
 use netlink_packet_route::link::{
@@ -149,9 +149,13 @@ impl Netlink {
             let mut offset = 0;
             while offset < size {
                 let bytes = &self.buffer[offset..size];
-                let reply = NetlinkMessage::<RouteNetlinkMessage>::deserialize(bytes).map_err(
-                    |err| fail(describe, io::Error::new(io::ErrorKind::InvalidData, err.to_string())),
-                )?;
+                let reply =
+                    NetlinkMessage::<RouteNetlinkMessage>::deserialize(bytes).map_err(|err| {
+                        fail(
+                            describe,
+                            io::Error::new(io::ErrorKind::InvalidData, err.to_string()),
+                        )
+                    })?;
                 let length = reply.header.length as usize;
                 if length == 0 {
                     break;
@@ -201,9 +205,13 @@ impl Netlink {
         let mut message = LinkMessage::default();
         match id {
             LinkId::Index(index) => message.header.index = index,
-            LinkId::Name(name) => message.attributes.push(LinkAttribute::IfName(name.to_owned())),
+            LinkId::Name(name) => message
+                .attributes
+                .push(LinkAttribute::IfName(name.to_owned())),
         }
-        match self.request(RouteNetlinkMessage::GetLink(message), 0, || format!("get link {id}")) {
+        match self.request(RouteNetlinkMessage::GetLink(message), 0, || {
+            format!("get link {id}")
+        }) {
             Ok(replies) => Ok(replies.into_iter().find_map(|reply| match reply {
                 RouteNetlinkMessage::NewLink(link) => Some(parse_link(&link)),
                 _ => None,
@@ -235,19 +243,32 @@ impl Netlink {
     pub fn set_link_controller(&mut self, index: u32, controller: u32) -> Result<()> {
         let mut message = LinkMessage::default();
         message.header.index = index;
-        message.attributes.push(LinkAttribute::Controller(controller));
-        self.set_link(message, || format!("set master of link {index} to {controller}"))
+        message
+            .attributes
+            .push(LinkAttribute::Controller(controller));
+        self.set_link(message, || {
+            format!("set master of link {index} to {controller}")
+        })
     }
 
     /// Moves a link into the network namespace open at `netns_fd`, optionally renaming it.
-    pub fn set_link_netns(&mut self, index: u32, netns_fd: RawFd, rename: Option<&str>) -> Result<()> {
+    pub fn set_link_netns(
+        &mut self,
+        index: u32,
+        netns_fd: RawFd,
+        rename: Option<&str>,
+    ) -> Result<()> {
         let mut message = LinkMessage::default();
         message.header.index = index;
         message.attributes.push(LinkAttribute::NetNsFd(netns_fd));
         if let Some(name) = rename {
-            message.attributes.push(LinkAttribute::IfName(name.to_owned()));
+            message
+                .attributes
+                .push(LinkAttribute::IfName(name.to_owned()));
         }
-        self.set_link(message, || format!("move link {index} to another namespace"))
+        self.set_link(message, || {
+            format!("move link {index} to another namespace")
+        })
     }
 
     /// Creates a veth pair. Each end is created directly in the namespace open at its fd, or in
@@ -260,12 +281,16 @@ impl Netlink {
         peer_netns_fd: Option<RawFd>,
     ) -> Result<()> {
         let mut peer_message = LinkMessage::default();
-        peer_message.attributes.push(LinkAttribute::IfName(peer.to_owned()));
+        peer_message
+            .attributes
+            .push(LinkAttribute::IfName(peer.to_owned()));
         if let Some(fd) = peer_netns_fd {
             peer_message.attributes.push(LinkAttribute::NetNsFd(fd));
         }
         let mut message = LinkMessage::default();
-        message.attributes.push(LinkAttribute::IfName(name.to_owned()));
+        message
+            .attributes
+            .push(LinkAttribute::IfName(name.to_owned()));
         if let Some(fd) = netns_fd {
             message.attributes.push(LinkAttribute::NetNsFd(fd));
         }
@@ -284,7 +309,9 @@ impl Netlink {
     /// Creates a link of a kind that needs no parameters (`bridge`, ...).
     pub fn add_link(&mut self, name: &str, kind: InfoKind) -> Result<()> {
         let mut message = LinkMessage::default();
-        message.attributes.push(LinkAttribute::IfName(name.to_owned()));
+        message
+            .attributes
+            .push(LinkAttribute::IfName(name.to_owned()));
         let kind_name = kind.to_string();
         message
             .attributes
@@ -330,9 +357,13 @@ impl Netlink {
         message.header.index = index;
         message.header.prefix_len = address.prefix_len();
         message.header.family = family_of(&address.addr());
-        message.attributes.push(AddressAttribute::Local(address.addr()));
+        message
+            .attributes
+            .push(AddressAttribute::Local(address.addr()));
         if address.addr().is_ipv4() {
-            message.attributes.push(AddressAttribute::Address(address.addr()));
+            message
+                .attributes
+                .push(AddressAttribute::Address(address.addr()));
         }
         message
     }
@@ -342,7 +373,9 @@ impl Netlink {
     pub fn add_address(&mut self, index: u32, address: &IpNet) -> Result<()> {
         let mut message = Self::address_message(index, address);
         if address.addr().is_ipv6() {
-            message.attributes.push(AddressAttribute::Flags(AddressFlags::Nodad));
+            message
+                .attributes
+                .push(AddressAttribute::Flags(AddressFlags::Nodad));
         }
         self.request(
             RouteNetlinkMessage::NewAddress(message),
@@ -367,9 +400,10 @@ impl Netlink {
         for family in [AddressFamily::Inet, AddressFamily::Inet6] {
             let mut message = RouteMessage::default();
             message.header.address_family = family;
-            let replies = self.request(RouteNetlinkMessage::GetRoute(message), NLM_F_DUMP, || {
-                "list routes".into()
-            })?;
+            let replies =
+                self.request(RouteNetlinkMessage::GetRoute(message), NLM_F_DUMP, || {
+                    "list routes".into()
+                })?;
             routes.extend(replies.into_iter().filter_map(|reply| match reply {
                 RouteNetlinkMessage::NewRoute(message) => parse_route(&message),
                 _ => None,
@@ -378,7 +412,11 @@ impl Netlink {
         Ok(routes)
     }
 
-    fn route_message(destination: &IpNet, gateway: Option<IpAddr>, oif: Option<u32>) -> RouteMessage {
+    fn route_message(
+        destination: &IpNet,
+        gateway: Option<IpAddr>,
+        oif: Option<u32>,
+    ) -> RouteMessage {
         let mut message = RouteMessage::default();
         message.header.address_family = family_of(&destination.addr());
         message.header.destination_prefix_length = destination.prefix_len();
@@ -393,10 +431,14 @@ impl Netlink {
         if destination.prefix_len() > 0 {
             message
                 .attributes
-                .push(RouteAttribute::Destination(route_address(destination.addr())));
+                .push(RouteAttribute::Destination(route_address(
+                    destination.addr(),
+                )));
         }
         if let Some(gateway) = gateway {
-            message.attributes.push(RouteAttribute::Gateway(route_address(gateway)));
+            message
+                .attributes
+                .push(RouteAttribute::Gateway(route_address(gateway)));
         }
         if let Some(oif) = oif {
             message.attributes.push(RouteAttribute::Oif(oif));
@@ -405,7 +447,12 @@ impl Netlink {
     }
 
     /// Adds a route to the main table.
-    pub fn add_route(&mut self, destination: &IpNet, gateway: Option<IpAddr>, oif: Option<u32>) -> Result<()> {
+    pub fn add_route(
+        &mut self,
+        destination: &IpNet,
+        gateway: Option<IpAddr>,
+        oif: Option<u32>,
+    ) -> Result<()> {
         let message = Self::route_message(destination, gateway, oif);
         self.request(
             RouteNetlinkMessage::NewRoute(message),
@@ -416,7 +463,12 @@ impl Netlink {
     }
 
     /// Removes a route from the main table.
-    pub fn del_route(&mut self, destination: &IpNet, gateway: Option<IpAddr>, oif: Option<u32>) -> Result<()> {
+    pub fn del_route(
+        &mut self,
+        destination: &IpNet,
+        gateway: Option<IpAddr>,
+        oif: Option<u32>,
+    ) -> Result<()> {
         let mut message = Self::route_message(destination, gateway, oif);
         message.header.scope = RouteScope::NoWhere;
         self.request(RouteNetlinkMessage::DelRoute(message), NLM_F_ACK, || {

@@ -39,7 +39,10 @@ pub fn etc_dir(name: &str) -> PathBuf {
 pub enum NetnsFile {
     Missing,
     /// A mounted namespace: device and inode number identify the namespace.
-    Attached { dev: u64, ino: u64 },
+    Attached {
+        dev: u64,
+        ino: u64,
+    },
     /// A file that is not a namespace mount, left by a crash or by another tool.
     Stale,
 }
@@ -67,7 +70,10 @@ pub fn inspect(path: &Path) -> io::Result<NetnsFile> {
 }
 
 fn errno_context(err: Errno, what: String) -> io::Error {
-    io::Error::new(io::Error::from(err).kind(), format!("{what}: {}", err.desc()))
+    io::Error::new(
+        io::Error::from(err).kind(),
+        format!("{what}: {}", err.desc()),
+    )
 }
 
 /// Makes /run/netns exist and be a shared mount point, so namespace mounts made later are seen
@@ -88,7 +94,12 @@ pub fn prepare_run_dir() -> io::Result<()> {
     match shared() {
         Ok(()) => return Ok(()),
         Err(Errno::EINVAL) => {}
-        Err(err) => return Err(errno_context(err, format!("cannot make {NETNS_RUN_DIR} shared"))),
+        Err(err) => {
+            return Err(errno_context(
+                err,
+                format!("cannot make {NETNS_RUN_DIR} shared"),
+            ))
+        }
     }
     mount(
         Some(NETNS_RUN_DIR),
@@ -97,7 +108,12 @@ pub fn prepare_run_dir() -> io::Result<()> {
         MsFlags::MS_BIND | MsFlags::MS_REC,
         None::<&str>,
     )
-    .map_err(|err| errno_context(err, format!("cannot bind-mount {NETNS_RUN_DIR} onto itself")))?;
+    .map_err(|err| {
+        errno_context(
+            err,
+            format!("cannot bind-mount {NETNS_RUN_DIR} onto itself"),
+        )
+    })?;
     shared().map_err(|err| errno_context(err, format!("cannot make {NETNS_RUN_DIR} shared")))
 }
 
@@ -112,10 +128,7 @@ pub fn on_thread<T: Send>(f: impl FnOnce() -> T + Send) -> T {
 
 /// Creates a network namespace, registers it at `path`, and runs `f` inside it on a dedicated
 /// thread. `path` must not exist. On failure before `f` runs, the file is removed again.
-pub fn in_new_netns<T: Send>(
-    path: &Path,
-    f: impl FnOnce() -> T + Send,
-) -> io::Result<T> {
+pub fn in_new_netns<T: Send>(path: &Path, f: impl FnOnce() -> T + Send) -> io::Result<T> {
     on_thread(|| {
         // Mode 0 like iproute2: the file only serves as a mount point.
         let file = open(
@@ -135,7 +148,12 @@ pub fn in_new_netns<T: Send>(
                 MsFlags::MS_BIND,
                 None::<&str>,
             )
-            .map_err(|err| errno_context(err, format!("cannot bind-mount the namespace at {}", path.display())))
+            .map_err(|err| {
+                errno_context(
+                    err,
+                    format!("cannot bind-mount the namespace at {}", path.display()),
+                )
+            })
         };
         if let Err(err) = attach() {
             let _ = std::fs::remove_file(path);
@@ -155,23 +173,38 @@ pub fn attach_pid(path: &Path, pid: u32) -> io::Result<()> {
     )
     .map_err(|err| errno_context(err, format!("cannot create {}", path.display())))?;
     drop(file);
-    mount(Some(source.as_str()), path, None::<&str>, MsFlags::MS_BIND, None::<&str>).map_err(|err| {
+    mount(
+        Some(source.as_str()),
+        path,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .map_err(|err| {
         let _ = std::fs::remove_file(path);
-        errno_context(err, format!("cannot bind-mount {source} at {}", path.display()))
+        errno_context(
+            err,
+            format!("cannot bind-mount {source} at {}", path.display()),
+        )
     })
 }
 
 /// Opens a namespace file for `setns`.
 pub fn open_netns(path: &Path) -> io::Result<File> {
-    File::open(path).map_err(|err| io::Error::new(err.kind(), format!("cannot open {}: {err}", path.display())))
+    File::open(path)
+        .map_err(|err| io::Error::new(err.kind(), format!("cannot open {}: {err}", path.display())))
 }
 
 /// Runs `f` inside the namespace at `path` on a dedicated thread.
 pub fn in_netns<T: Send>(path: &Path, f: impl FnOnce() -> T + Send) -> io::Result<T> {
     let file = open_netns(path)?;
     on_thread(move || {
-        setns(file.as_fd(), CloneFlags::CLONE_NEWNET)
-            .map_err(|err| errno_context(err, format!("cannot enter the namespace at {}", path.display())))?;
+        setns(file.as_fd(), CloneFlags::CLONE_NEWNET).map_err(|err| {
+            errno_context(
+                err,
+                format!("cannot enter the namespace at {}", path.display()),
+            )
+        })?;
         Ok(f())
     })
 }
@@ -182,12 +215,20 @@ pub fn in_netns<T: Send>(path: &Path, f: impl FnOnce() -> T + Send) -> io::Resul
 pub fn remove(path: &Path) -> io::Result<()> {
     match umount2(path, MntFlags::MNT_DETACH) {
         Ok(()) | Err(Errno::EINVAL) | Err(Errno::ENOENT) => {}
-        Err(err) => return Err(errno_context(err, format!("cannot unmount {}", path.display()))),
+        Err(err) => {
+            return Err(errno_context(
+                err,
+                format!("cannot unmount {}", path.display()),
+            ))
+        }
     }
     match std::fs::remove_file(path) {
         Ok(()) => Ok(()),
         Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(err) => Err(io::Error::new(err.kind(), format!("cannot remove {}: {err}", path.display()))),
+        Err(err) => Err(io::Error::new(
+            err.kind(),
+            format!("cannot remove {}: {err}", path.display()),
+        )),
     }
 }
 

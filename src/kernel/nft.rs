@@ -1,8 +1,11 @@
 //! nftables: rulesets are loaded with the `nft` binary, the one helper netnsctl runs, because only
-//! nft parses the ruleset language. The ruleset generation is read over nfnetlink directly.
+//! nft parses the ruleset language. With the `libnftables` cargo feature, the same scripts run
+//! in-process through libnftables instead, which saves a process spawn per namespace. The
+//! ruleset generation is read over nfnetlink directly.
 //!
 //! `nft` acts on the network namespace it runs in. A child process starts in the namespace of the
-//! thread that spawned it, so callers spawn from a thread inside the target namespace.
+//! thread that spawned it, and a libnftables context opens its socket in the namespace of the
+//! calling thread, so callers run these functions on a thread inside the target namespace.
 
 use std::fmt;
 use std::io::{self, Write};
@@ -19,6 +22,9 @@ pub const NFT_ENV: &str = "NETNSCTL_NFT";
 pub enum NftError {
     /// nft could not be started.
     Spawn { program: PathBuf, source: io::Error },
+    /// libnftables could not run the script (no context, no memfd for the script).
+    #[cfg(feature = "libnftables")]
+    Library { source: io::Error },
     /// nft ran and rejected the ruleset; `message` is its own output, with file and line.
     Rejected { message: String },
 }
@@ -34,6 +40,8 @@ impl fmt::Display for NftError {
             NftError::Spawn { program, source } => {
                 write!(f, "cannot run {}: {source}", program.display())
             }
+            #[cfg(feature = "libnftables")]
+            NftError::Library { source } => write!(f, "cannot run libnftables: {source}"),
             NftError::Rejected { message } => f.write_str(message.trim_end()),
         }
     }
@@ -55,6 +63,38 @@ pub fn nft_program() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("nft"))
 }
 
+/// Runs an nft script as `nft -f` does, in-process through libnftables, `--check` when
+/// `check`. Returns what nft printed on stdout.
+#[cfg(feature = "libnftables")]
+fn run_script_text(script: &str, label: &str, check: bool) -> Result<String, NftError> {
+    let (name, output) =
+        super::libnftables::run(script, check).map_err(|source| NftError::Library { source })?;
+    if output.success {
+        return Ok(output.stdout);
+    }
+    let message = if output.stderr.trim().is_empty() {
+        "nft failed without a message".to_owned()
+    } else {
+        output
+            .stderr
+            .replace(&format!("{name}:"), &format!("{label}:"))
+    };
+    Err(NftError::Rejected { message })
+}
+
+/// Runs an nft script with the `nft` binary, `--check` when `check`. Returns what nft printed on
+/// stdout.
+#[cfg(not(feature = "libnftables"))]
+fn run_script_text(script: &str, label: &str, check: bool) -> Result<String, NftError> {
+    let args: &[&str] = if check {
+        &["--check", "-f", "-"]
+    } else {
+        &["-f", "-"]
+    };
+    run(args, script, label)
+}
+
+#[cfg_attr(feature = "libnftables", allow(dead_code))]
 fn run(args: &[&str], stdin: &str, label: &str) -> Result<String, NftError> {
     let program = nft_program();
     let mut child = Command::new(&program)
@@ -97,27 +137,30 @@ pub fn replace_script(ruleset: &str) -> String {
 /// the flush and the new ruleset in one batch, and on any error the old ruleset stays.
 /// `label` replaces `/dev/stdin` in nft's error messages.
 pub fn load_ruleset(ruleset: &str, label: &str) -> Result<(), NftError> {
-    run(&["-f", "-"], &replace_script(ruleset), label).map(drop)
+    run_script_text(&replace_script(ruleset), label, false).map(drop)
 }
 
 /// Checks that `ruleset` would load (`nft --check`), without changing anything.
 pub fn check_ruleset(ruleset: &str, label: &str) -> Result<(), NftError> {
-    run(&["--check", "-f", "-"], &replace_script(ruleset), label).map(drop)
+    run_script_text(&replace_script(ruleset), label, true).map(drop)
 }
 
 /// Empties the ruleset of the calling thread's namespace.
 pub fn flush_ruleset() -> Result<(), NftError> {
-    run(&["-f", "-"], "flush ruleset\n", "flush").map(drop)
+    run_script_text("flush ruleset\n", "flush", false).map(drop)
 }
 
 /// Returns the ruleset of the calling thread's namespace as nft prints it.
 pub fn list_ruleset() -> Result<String, NftError> {
+    #[cfg(feature = "libnftables")]
+    return run_script_text("list ruleset\n", "list", false);
+    #[cfg(not(feature = "libnftables"))]
     run(&["list", "ruleset"], "", "list")
 }
 
 /// Runs an nft script as given, e.g. one that replaces a single table.
 pub fn run_script(script: &str, label: &str) -> Result<(), NftError> {
-    run(&["-f", "-"], script, label).map(drop)
+    run_script_text(script, label, false).map(drop)
 }
 
 const NFNL_SUBSYS_NFTABLES: u16 = 10;
@@ -149,7 +192,10 @@ pub fn ruleset_generation() -> io::Result<u32> {
     let size = socket.recv(&mut &mut buffer[..], 0)?;
     let reply = &buffer[..size];
     if reply.len() < 20 {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, "short nfnetlink reply"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "short nfnetlink reply",
+        ));
     }
     let reply_type = u16::from_ne_bytes([reply[4], reply[5]]);
     if reply_type == NLMSG_ERROR {
@@ -175,5 +221,8 @@ pub fn ruleset_generation() -> io::Result<u32> {
         }
         offset += (length + 3) & !3;
     }
-    Err(io::Error::new(io::ErrorKind::InvalidData, "nfnetlink reply has no generation id"))
+    Err(io::Error::new(
+        io::ErrorKind::InvalidData,
+        "nfnetlink reply has no generation id",
+    ))
 }

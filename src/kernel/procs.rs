@@ -19,17 +19,23 @@ pub fn processes_by_netns() -> HashMap<(u64, u64), Vec<Process>> {
         return map;
     };
     for entry in entries.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
             continue;
         };
         // The process may exit between readdir and stat; skip it then.
         let Ok(meta) = std::fs::metadata(format!("/proc/{pid}/ns/net")) else {
             continue;
         };
-        map.entry((meta.dev(), meta.ino())).or_default().push(Process {
-            pid,
-            command: command_of(pid),
-        });
+        map.entry((meta.dev(), meta.ino()))
+            .or_default()
+            .push(Process {
+                pid,
+                command: command_of(pid),
+            });
     }
     for processes in map.values_mut() {
         processes.sort_by_key(|p| p.pid);

@@ -79,7 +79,12 @@ pub fn expand_glob(key: &str) -> Vec<String> {
     let normalized = key.replace('/', ".");
     let parts: Vec<&str> = normalized.split('.').collect();
     let mut found = Vec::new();
-    expand_parts(PathBuf::from("/proc/sys"), &parts, String::new(), &mut found);
+    expand_parts(
+        PathBuf::from("/proc/sys"),
+        &parts,
+        String::new(),
+        &mut found,
+    );
     found.sort();
     found
 }
