@@ -38,11 +38,16 @@
 
 #define die(...) do { fprintf(stderr, "floor: " __VA_ARGS__); fputc('\n', stderr); exit(1); } while (0)
 
-static const char *const SYSCTLS[][2] = {
-	{"/proc/sys/net/ipv4/ip_forward", "1"},
-	{"/proc/sys/net/ipv6/conf/all/forwarding", "1"},
-	{"/proc/sys/net/ipv4/conf/all/rp_filter", "2"},
-	{"/proc/sys/net/ipv4/tcp_syncookies", "1"},
+/*
+ * Sysctls as (directory under /proc/sys/net, path below it, value). Each directory is opened
+ * once per namespace: looking up a directory directly under /proc/sys/net costs time in
+ * proportion to the number of namespaces, and the paths below it are cheap.
+ */
+static const char *const SYSCTLS[][3] = {
+	{"ipv4", "ip_forward", "1"},
+	{"ipv6", "conf/all/forwarding", "1"},
+	{"ipv4", "conf/all/rp_filter", "2"},
+	{"ipv4", "tcp_syncookies", "1"},
 };
 
 struct request {
@@ -168,9 +173,9 @@ static void add_default_route(int fd, int family, const void *gateway)
 	talk(fd, header, "add default route");
 }
 
-static void write_file(const char *path, const char *text, int flags)
+static void write_file_at(int dir, const char *path, const char *text, int flags)
 {
-	int fd = open(path, O_WRONLY | O_CLOEXEC | flags, 0644);
+	int fd = openat(dir, path, O_WRONLY | O_CLOEXEC | flags, 0644);
 	if (fd < 0)
 		die("open %s: %s", path, strerror(errno));
 	size_t length = strlen(text);
@@ -229,8 +234,14 @@ static void apply_one(const char *name, int index, const char *script, int veth,
 
 	int rtnl = open_rtnl();
 	link_up(rtnl, 1); /* lo is index 1 in every new namespace */
+	int ipv4 = open("/proc/sys/net/ipv4", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	int ipv6 = open("/proc/sys/net/ipv6", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (ipv4 < 0 || ipv6 < 0)
+		die("open /proc/sys/net/ipv4 or ipv6: %s", strerror(errno));
 	for (size_t i = 0; i < sizeof(SYSCTLS) / sizeof(SYSCTLS[0]); i++)
-		write_file(SYSCTLS[i][0], SYSCTLS[i][1], 0);
+		write_file_at(strcmp(SYSCTLS[i][0], "ipv4") == 0 ? ipv4 : ipv6, SYSCTLS[i][1], SYSCTLS[i][2], 0);
+	close(ipv4);
+	close(ipv6);
 	load_ruleset(script);
 
 	if (veth) {
@@ -279,7 +290,7 @@ static void apply_one(const char *name, int index, const char *script, int veth,
 	if (mkdir(path, 0755) && errno != EEXIST)
 		die("mkdir %s: %s", path, strerror(errno));
 	strcat(path, "/resolv.conf");
-	write_file(path, "", O_CREAT | O_TRUNC);
+	write_file_at(AT_FDCWD, path, "", O_CREAT | O_TRUNC);
 }
 
 static void teardown_one(const char *name)

@@ -157,17 +157,21 @@ fn finish(step: &Step, outcome: &mut Outcome) {
 fn run_inside(spec: &NamespaceSpec, steps: &[&Step], record: &mut Record, outcome: &mut Outcome) {
     let name = spec.name.as_str();
     let mut netlink: Option<Netlink> = None;
+    let mut net_dir: Option<sysctl::NetDir> = None;
     for step in steps {
         let result = match step {
             Step::SetLinkUp { link, .. } => set_link_up(&mut netlink, link),
-            Step::SetSysctl { key, value, .. } => match set_sysctl(name, key, value, outcome) {
-                // Every key was skipped: nothing changed, and the warning says why.
-                Ok(false) => {
-                    step_boundary();
-                    continue;
+            Step::SetSysctl { key, value, .. } => {
+                let net_dir = net_dir.get_or_insert_with(sysctl::NetDir::new);
+                match set_sysctl(net_dir, name, key, value, outcome) {
+                    // Every key was skipped: nothing changed, and the warning says why.
+                    Ok(false) => {
+                        step_boundary();
+                        continue;
+                    }
+                    other => other.map(drop),
                 }
-                other => other.map(drop),
-            },
+            }
             Step::LoadRuleset { .. } => match &spec.ruleset {
                 Some(ruleset) => match nft::load_ruleset(&ruleset.text, &ruleset.label) {
                     Ok(()) => {
@@ -223,6 +227,7 @@ fn set_link_up(netlink: &mut Option<Netlink>, link: &str) -> Result<(), String> 
 /// with a warning; any other error (an invalid value, say) fails the step. Returns whether any
 /// key was written.
 fn set_sysctl(
+    net_dir: &mut sysctl::NetDir,
     namespace: &str,
     key: &str,
     value: &str,
@@ -231,7 +236,7 @@ fn set_sysctl(
     let mut failures = Vec::new();
     let mut written = false;
     for concrete in sysctl::expand_glob(key) {
-        let Err(err) = sysctl::write(&concrete, value) else {
+        let Err(err) = net_dir.write(&concrete, value) else {
             written = true;
             continue;
         };

@@ -131,13 +131,14 @@ fn read_inside(spec: &NamespaceSpec) -> std::io::Result<Inside> {
         .get_link(crate::kernel::netlink::LinkId::Name("lo"))
         .map_err(|err| std::io::Error::other(err.to_string()))?
         .is_some_and(|link| link.up);
+    let mut net_dir = sysctl::NetDir::new();
     for (key, _) in &spec.sysctls {
         let keys = sysctl::expand_glob(key);
         if keys.len() != 1 || keys[0] != *key {
             inside.globs.insert(key.clone(), keys.clone());
         }
         for concrete in keys {
-            let state = sysctl::read(&concrete)?;
+            let state = net_dir.read(&concrete)?;
             inside.sysctls.insert(concrete, state);
         }
     }

@@ -3,9 +3,15 @@
 //! Files under /proc/sys/net belong to the network namespace of the task that opens them, so
 //! these functions act on the calling thread's namespace.
 
+use std::collections::HashMap;
 use std::fs;
-use std::io::{self, Write};
-use std::path::PathBuf;
+use std::io::{self, Read, Write};
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::{open, openat, AtFlags, OFlag};
+use nix::sys::stat::{fstat, fstatat, Mode};
 
 /// Maps a sysctl key to its /proc/sys path the way systemd-sysctl does: when the first
 /// separator is '/', the key is already a path; otherwise '.' and '/' swap, so an interface
@@ -68,6 +74,98 @@ pub fn write(key: &str, value: &str) -> io::Result<()> {
     let path = proc_path(key);
     let mut file = fs::OpenOptions::new().write(true).open(&path)?;
     file.write_all(value.as_bytes())
+}
+
+/// The directories directly under /proc/sys/net (`ipv4`, `ipv6`, `core`, ...), opened in the
+/// calling thread's network namespace and kept open, to read and write many `net.*` keys of that
+/// namespace.
+///
+/// Each network namespace has its own dentries for these directories, all children of the one
+/// shared /proc/sys/net dentry with the same name, so they sit in one dcache hash chain. A lookup
+/// compares every entry of that chain under the global sysctl spinlock (`proc_sys_compare` in
+/// perf profiles): about 0.15 to 0.2 µs per namespace on the machine. Opening each directory once
+/// and the rest of the path relative to it pays that cost once per directory instead of once per
+/// key and call. Keys outside /proc/sys/net use [`read`] and [`write`].
+#[derive(Default)]
+pub struct NetDir {
+    dirs: HashMap<String, Option<OwnedFd>>,
+}
+
+impl NetDir {
+    pub fn new() -> Self {
+        NetDir::default()
+    }
+
+    /// Returns the opened directory under /proc/sys/net that contains a `net.*` key and the
+    /// key's path relative to it. Returns `None` for other keys and for directories that cannot
+    /// be opened; the absolute path then reports the error.
+    fn parent_of(&mut self, key: &str) -> Option<(&OwnedFd, PathBuf)> {
+        let path = proc_path(key);
+        let below = path.strip_prefix("/proc/sys/net").ok()?;
+        let mut components = below.components();
+        let first = components.next()?.as_os_str().to_str()?.to_owned();
+        let rest = components.as_path().to_path_buf();
+        if rest.as_os_str().is_empty() {
+            return None;
+        }
+        let dir = self.dirs.entry(first).or_insert_with_key(|first| {
+            open(
+                Path::new("/proc/sys/net").join(first).as_path(),
+                OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+            .ok()
+        });
+        dir.as_ref().map(|dir| (dir, rest))
+    }
+
+    /// Reads a sysctl, like [`read`].
+    pub fn read(&mut self, key: &str) -> io::Result<SysctlState> {
+        let Some((dir, name)) = self.parent_of(key) else {
+            return read(key);
+        };
+        let (stat, value) = match openat(
+            dir,
+            name.as_path(),
+            OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        ) {
+            Ok(fd) => {
+                let stat = fstat(&fd)?;
+                let mut text = String::new();
+                fs::File::from(fd).read_to_string(&mut text)?;
+                (stat, normalize(&text))
+            }
+            Err(Errno::ENOENT) => return Ok(SysctlState::Missing),
+            // Write-only entries such as net.ipv4.route.flush.
+            Err(err) if io::Error::from(err).kind() == io::ErrorKind::PermissionDenied => {
+                match fstatat(dir, name.as_path(), AtFlags::empty()) {
+                    Ok(stat) => (stat, String::new()),
+                    Err(Errno::ENOENT) => return Ok(SysctlState::Missing),
+                    Err(err) => return Err(err.into()),
+                }
+            }
+            Err(err) => return Err(err.into()),
+        };
+        if stat.st_mode & 0o200 == 0 {
+            return Ok(SysctlState::ReadOnly(value));
+        }
+        Ok(SysctlState::Value(value))
+    }
+
+    /// Writes a sysctl, like [`write`].
+    pub fn write(&mut self, key: &str, value: &str) -> io::Result<()> {
+        let Some((dir, name)) = self.parent_of(key) else {
+            return write(key, value);
+        };
+        let fd = openat(
+            dir,
+            name.as_path(),
+            OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )?;
+        fs::File::from(fd).write_all(value.as_bytes())
+    }
 }
 
 /// Expands a key with `*` or `?` into the keys present in the calling thread's namespace, as
