@@ -79,6 +79,9 @@ impl Default for HostSources {
     }
 }
 
+/// Files netnsctl writes under /etc/netns/NAME, which `ip netns exec` mounts over /etc.
+pub const ETC_FILES: &[&str] = &["resolv.conf"];
+
 /// Renders resolv.conf for a `dns` table; empty without one.
 pub fn resolv_conf(dns: Option<&config::Dns>) -> String {
     let Some(dns) = dns else {

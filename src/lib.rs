@@ -13,4 +13,5 @@ pub mod kernel;
 pub mod observe;
 pub mod plan;
 pub mod state;
+pub mod systemd;
 pub mod teardown;

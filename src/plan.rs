@@ -333,3 +333,6 @@ fn plan_ruleset(
         None => {}
     }
 }
+
+#[cfg(test)]
+mod tests;

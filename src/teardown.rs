@@ -20,7 +20,8 @@ pub struct Teardown {
 
 /// Removes the namespaces in `names`. Every name must have a record; a namespace with processes
 /// inside is kept unless `force`, in which case it is unregistered and lives on until its last
-/// process exits.
+/// process exits. The calling process does not count: `ExecStop=` of netns-NAME.service runs
+/// `netnsctl down NAME` inside the namespace it removes.
 pub fn down(names: &[String], force: bool) -> Teardown {
     let mut result = Teardown::default();
     let mut processes: Option<HashMap<(u64, u64), Vec<Process>>> = None;
@@ -42,10 +43,11 @@ pub fn down(names: &[String], force: bool) -> Teardown {
         let path = netns::netns_path(name);
         match netns::inspect(&path) {
             Ok(NetnsFile::Attached { dev, ino }) => {
-                let inside = processes
+                let own_pid = std::process::id();
+                let inside: Vec<Process> = processes
                     .get_or_insert_with(procs::processes_by_netns)
                     .get(&(dev, ino))
-                    .cloned()
+                    .map(|list| list.iter().filter(|p| p.pid != own_pid).cloned().collect())
                     .unwrap_or_default();
                 if !inside.is_empty() {
                     let list = inside

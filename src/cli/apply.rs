@@ -2,17 +2,17 @@
 
 use super::{load_desired, report_config_errors, require_root, take_lock, GlobalArgs};
 use super::{EXIT_FAILED, EXIT_INVALID, EXIT_OK, JSON_VERSION};
-use crate::desired::Desired;
+use crate::desired::{Desired, Ruleset};
 use crate::plan::{Level, Plan, Step};
 use crate::{apply as executor, observe, plan as planner};
 
 /// Observes and plans; prints plan notes as warnings.
-fn compute_plan(desired: &Desired) -> Plan {
+pub(super) fn compute_plan(desired: &Desired) -> Plan {
     let observed = observe::observe(desired);
     planner::plan(desired, &observed)
 }
 
-fn print_notes(plan: &Plan) {
+pub(super) fn print_notes(plan: &Plan) {
     for note in &plan.notes {
         match note.level {
             Level::Warning => {
@@ -35,7 +35,13 @@ fn check_planned_rulesets(desired: &Desired, plan: &Plan) -> Result<(), u8> {
             _ => None,
         })
         .collect();
-    match executor::check_rulesets(&rulesets) {
+    check_rulesets(&rulesets)
+}
+
+/// Checks rulesets with `nft --check` and prints what nft rejects. Returns an exit status on
+/// failure.
+pub(super) fn check_rulesets(rulesets: &[&Ruleset]) -> Result<(), u8> {
+    match executor::check_rulesets(rulesets) {
         Ok(errors) if errors.is_empty() => Ok(()),
         Ok(errors) => {
             for error in errors {
@@ -48,6 +54,19 @@ fn check_planned_rulesets(desired: &Desired, plan: &Plan) -> Result<(), u8> {
             Err(EXIT_FAILED)
         }
     }
+}
+
+/// Carries out a plan and prints each change made and each failure. Returns whether every step
+/// succeeded.
+pub(super) fn execute(desired: &Desired, plan: &Plan) -> bool {
+    let outcome = executor::apply(desired, plan);
+    for step in &outcome.applied {
+        println!("{step}");
+    }
+    for failure in &outcome.failures {
+        eprintln!("error: {failure}");
+    }
+    outcome.failures.is_empty()
 }
 
 pub fn apply(global: &GlobalArgs, names: &[String]) -> u8 {
@@ -67,14 +86,7 @@ pub fn apply(global: &GlobalArgs, names: &[String]) -> u8 {
         return code;
     }
     print_notes(&plan);
-    let outcome = executor::apply(&desired, &plan);
-    for step in &outcome.applied {
-        println!("{step}");
-    }
-    for failure in &outcome.failures {
-        eprintln!("error: {failure}");
-    }
-    if outcome.failures.is_empty() {
+    if execute(&desired, &plan) {
         EXIT_OK
     } else {
         EXIT_FAILED

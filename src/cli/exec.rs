@@ -12,6 +12,18 @@ pub fn exec(name: &str, user: Option<&str>, command: &[String]) -> u8 {
     if let Err(code) = require_root("exec") {
         return code;
     }
+    // The user is looked up before entering the namespace: an unknown user is a usage error.
+    let account = match user.map(exec::lookup_user).transpose() {
+        Ok(account) => account.flatten(),
+        Err(err) => {
+            eprintln!("error: {err}");
+            return EXIT_FAILED;
+        }
+    };
+    if let (Some(user), None) = (user, &account) {
+        eprintln!("error: user {user:?} not found; give an existing user name to --user");
+        return EXIT_INVALID;
+    }
     match netns::inspect(&netns::netns_path(name)) {
         Ok(netns::NetnsFile::Attached { .. }) => {}
         Ok(_) => {
@@ -33,8 +45,8 @@ pub fn exec(name: &str, user: Option<&str>, command: &[String]) -> u8 {
         eprintln!("error: {err}");
         return EXIT_FAILED;
     }
-    if let Some(user) = user {
-        if let Err(err) = exec::drop_privileges(user) {
+    if let Some(account) = &account {
+        if let Err(err) = exec::drop_privileges(account) {
             eprintln!("error: {err}");
             return EXIT_FAILED;
         }

@@ -1,9 +1,11 @@
 //! Command-line interface: argument definitions and one function per subcommand.
 
 mod apply;
+mod attach;
 mod check;
 mod down;
 mod exec;
+pub mod generate;
 mod status;
 
 use std::path::PathBuf;
@@ -105,6 +107,19 @@ pub enum Command {
         #[arg(last = true, required = true, value_name = "CMD")]
         command: Vec<String>,
     },
+    /// Register the network namespace netnsctl runs in as NAME and apply NAME's config to it.
+    ///
+    /// The ExecStart= of netns-NAME.service, which runs in a namespace systemd creates
+    /// (PrivateNetwork=yes). Like `ip netns attach NAME $$`, then `netnsctl apply NAME`.
+    Attach {
+        /// Namespace to register.
+        name: String,
+    },
+    /// Write files derived from the config, such as systemd units.
+    Generate {
+        #[command(subcommand)]
+        kind: generate::Generate,
+    },
     /// Validate the config, rulesets included, without changing anything.
     Check {
         /// Print a JSON object: {"version": 1, "valid": bool, "errors": [...]}.
@@ -156,6 +171,8 @@ pub fn run(cli: Cli) -> ExitCode {
             user,
             command,
         } => exec::exec(name, user.as_deref(), command),
+        Command::Attach { name } => attach::attach(&cli.global, name),
+        Command::Generate { kind } => generate::generate(&cli.global, kind),
         Command::Check { json } => check::check(&cli.global, *json),
     };
     ExitCode::from(code)
@@ -175,9 +192,18 @@ fn load_desired(
     names: &[String],
 ) -> Result<(LoadedConfig, Desired), ConfigErrors> {
     let loaded = config::load(&global.config)?;
-    config::validate::validate(&loaded)?;
-    let desired = desired::resolve(&loaded, names, &HostSources::default())?;
-    Ok((loaded, desired))
+    // Resolving only reads files (nftables_file, sysctl.d, the host ruleset), so it runs even
+    // on an invalid config and its errors are reported together with the validation errors.
+    let validated = config::validate::validate(&loaded);
+    let resolved = desired::resolve(&loaded, names, &HostSources::default());
+    match (validated, resolved) {
+        (Ok(()), Ok(desired)) => Ok((loaded, desired)),
+        (Err(mut errors), Err(more)) => {
+            errors.0.extend(more.0);
+            Err(errors)
+        }
+        (Err(errors), Ok(_)) | (Ok(()), Err(errors)) => Err(errors),
+    }
 }
 
 /// Fails unless running as root; namespaces, mounts and netlink changes need it.

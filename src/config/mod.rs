@@ -5,6 +5,7 @@
 
 pub mod names;
 pub mod sysctld;
+pub mod units;
 pub mod validate;
 
 use std::collections::BTreeMap;
@@ -92,7 +93,10 @@ pub struct Namespace {
 
 /// A sysctl value as written in TOML.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(untagged)]
+#[serde(
+    untagged,
+    expecting = "invalid value: expected an integer, a string or a boolean"
+)]
 pub enum SysctlValue {
     Bool(bool),
     Integer(i64),
@@ -144,7 +148,10 @@ pub enum JoinMode {
 
 /// A unit file value: one line or several lines of the same key.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(untagged)]
+#[serde(
+    untagged,
+    expecting = "invalid value: expected a string or an array of strings"
+)]
 pub enum UnitValue {
     One(String),
     Many(Vec<String>),
@@ -279,10 +286,36 @@ pub fn load(path: &Path) -> Result<LoadedConfig, ConfigErrors> {
 
 /// Parses config text; `path` is used in messages only.
 pub fn parse(path: &Path, text: &str) -> Result<LoadedConfig, ConfigErrors> {
-    let config: Config = toml::from_str(text)
-        .map_err(|err| ConfigErrors::single(ConfigError::syntax(path, text, &err)))?;
+    let syntax = |key, err: &toml::de::Error| {
+        ConfigErrors::single(ConfigError::syntax(path, text, key, err))
+    };
+    let deserializer = toml::Deserializer::parse(text).map_err(|err| syntax(None, &err))?;
+    let config: Config = serde_path_to_error::deserialize(deserializer).map_err(|err| {
+        let key = key_path(err.path());
+        syntax(key, err.inner())
+    })?;
     Ok(LoadedConfig {
         path: path.to_owned(),
         config,
     })
+}
+
+/// Formats a deserializer path as a TOML key path (`namespaces.web.veth[0].name`); `None` for
+/// the document root.
+fn key_path(path: &serde_path_to_error::Path) -> Option<String> {
+    use serde_path_to_error::Segment;
+    let mut key = String::new();
+    for segment in path.iter() {
+        match segment {
+            Segment::Seq { index } => key.push_str(&format!("[{index}]")),
+            Segment::Map { key: part } | Segment::Enum { variant: part } => {
+                if !key.is_empty() {
+                    key.push('.');
+                }
+                key.push_str(&validate::key_part(part));
+            }
+            Segment::Unknown => {}
+        }
+    }
+    (!key.is_empty()).then_some(key)
 }

@@ -52,18 +52,30 @@ impl ConfigError {
         }
     }
 
-    /// A TOML syntax, type or unknown-key error, with line and column.
-    pub fn syntax(path: &Path, text: &str, err: &toml::de::Error) -> Self {
-        let location = err.span().map(|span| {
+    /// A TOML syntax, type or unknown-key error, with line and column, and the key path and
+    /// the offending text when they are known.
+    pub fn syntax(path: &Path, text: &str, key: Option<String>, err: &toml::de::Error) -> Self {
+        let span = err.span();
+        let location = span.as_ref().map(|span| {
             let before = &text[..span.start.min(text.len())];
             let line = before.matches('\n').count() + 1;
             let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
             format!("line {line}, column {column}: ")
         });
+        // For an unknown key the span covers the key itself, which the key path already shows.
+        let unknown_key = err.message().starts_with("unknown field");
+        let value = key
+            .as_ref()
+            .and(span)
+            .filter(|_| !unknown_key)
+            .and_then(|span| {
+                let raw = text.get(span)?.trim();
+                (!raw.is_empty() && raw.len() <= 80 && !raw.contains('\n')).then(|| raw.to_owned())
+            });
         ConfigError {
             file: path.to_owned(),
-            key: None,
-            value: None,
+            key,
+            value,
             message: format!(
                 "{}{}",
                 location.unwrap_or_default(),
@@ -212,6 +224,8 @@ pub fn validate(loaded: &LoadedConfig) -> Result<(), ConfigErrors> {
         }
     }
 
+    checker.errors.extend(super::units::check(loaded));
+
     if checker.errors.is_empty() {
         Ok(())
     } else {
@@ -329,13 +343,14 @@ fn check_namespace(checker: &mut Checker, config: &Config, name: &str, ns: &Name
             "the killswitch needs a WireGuard link: add [namespaces.NAME.wireguard.LINK] or wireguard_config",
         );
     }
-    if !ns.wireguard.is_empty() && ns.wireguard_config.is_some() {
+    if let Some(path) = ns
+        .wireguard_config
+        .as_ref()
+        .filter(|_| !ns.wireguard.is_empty())
+    {
         checker.error(
             format!("{key}.wireguard_config"),
-            format!(
-                "{:?}",
-                ns.wireguard_config.as_ref().unwrap().display().to_string()
-            ),
+            format!("{:?}", path.display().to_string()),
             "set either `wireguard` tables or `wireguard_config`, not both",
         );
     }
@@ -471,7 +486,7 @@ fn check_links<'c>(
             &veth.peer_addresses,
         );
     }
-    for (link, _) in &ns.wireguard {
+    for link in ns.wireguard.keys() {
         claim(checker, link, format!("{key}.wireguard.{}", key_part(link)));
     }
     for (i, link) in ns.interfaces.iter().enumerate() {
@@ -600,3 +615,6 @@ pub fn split_endpoint(endpoint: &str) -> Option<(&str, u16)> {
     };
     (!host.is_empty() && port != 0).then_some((host, port))
 }
+
+#[cfg(test)]
+mod tests;

@@ -89,12 +89,8 @@ fn bind_etc_files(name: &str) {
 /// no step runs with fewer privileges than the next one needs. `setuid` as root sets the real,
 /// effective and saved user ids, and leaving uid 0 clears the capability sets, so the command
 /// cannot switch back.
-pub fn drop_privileges(user: &str) -> io::Result<()> {
-    let account = User::from_name(user)
-        .map_err(|err| context(err, format!("cannot look up user {user}")))?
-        .ok_or_else(|| {
-            io::Error::new(io::ErrorKind::NotFound, format!("user {user:?} not found"))
-        })?;
+pub fn drop_privileges(account: &User) -> io::Result<()> {
+    let user = &account.name;
     let name = CString::new(account.name.clone())
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "user name contains NUL"))?;
     let groups = nix::unistd::getgrouplist(&name, account.gid)
@@ -114,6 +110,11 @@ pub fn drop_privileges(user: &str) -> io::Result<()> {
         std::env::set_var("LOGNAME", &account.name);
     }
     Ok(())
+}
+
+/// Looks up a user by name; `Ok(None)` when no such user exists.
+pub fn lookup_user(user: &str) -> io::Result<Option<User>> {
+    User::from_name(user).map_err(|err| context(err, format!("cannot look up user {user}")))
 }
 
 /// Replaces this process with `command`. Returns only on failure, with the exit status to use:

@@ -116,6 +116,26 @@ pub fn replace(path: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
         .map_err(|err| with_path(err, "cannot rename into place", path))
 }
 
+/// Replaces `path` with a symlink to `target` atomically: creates it under a temporary name next
+/// to `path` and renames it over whatever is at `path`.
+pub fn replace_symlink(path: &Path, target: &Path) -> io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("/"));
+    let name = path.file_name().ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} has no file name", path.display()),
+        )
+    })?;
+    let dir_fd = open_no_symlinks(dir, OFlag::O_PATH | OFlag::O_DIRECTORY, 0)
+        .map_err(|err| with_path(err, "cannot open directory", dir))?;
+    let temp_name = format!(".{}.{}.tmp", name.to_string_lossy(), std::process::id());
+    let _ = unlinkat(&dir_fd, temp_name.as_str(), UnlinkatFlags::NoRemoveDir);
+    nix::unistd::symlinkat(target, &dir_fd, temp_name.as_str())
+        .map_err(|err| with_path(err, "cannot create symlink", &dir.join(&temp_name)))?;
+    nix::fcntl::renameat(&dir_fd, temp_name.as_str(), &dir_fd, name)
+        .map_err(|err| with_path(err, "cannot rename into place", path))
+}
+
 /// Reads a file without following symlinks. Returns `None` when it does not exist.
 pub fn read(path: &Path) -> io::Result<Option<Vec<u8>>> {
     match open_no_symlinks(path, OFlag::O_RDONLY, 0) {

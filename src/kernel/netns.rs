@@ -232,6 +232,13 @@ pub fn remove(path: &Path) -> io::Result<()> {
     }
 }
 
+/// Returns the device and inode of the network namespace of the process's main thread, which
+/// `/proc/self/ns/net` shows whichever thread reads it.
+pub fn process_netns() -> io::Result<(u64, u64)> {
+    let meta = std::fs::metadata("/proc/self/ns/net")?;
+    Ok((meta.dev(), meta.ino()))
+}
+
 /// Returns the device and inode of the calling thread's network namespace.
 pub fn current_thread_netns() -> io::Result<(u64, u64)> {
     let meta = std::fs::metadata("/proc/thread-self/ns/net")?;

@@ -5,6 +5,8 @@
 //! run a root test outside of it, so no test can change the machine's own network state.
 #![allow(dead_code)]
 
+pub mod systemd;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

@@ -1,0 +1,391 @@
+//! Planner cases: a desired model and an observed model in, the steps and notes out.
+
+use std::path::Path;
+
+use super::*;
+use crate::config;
+use crate::desired::{self, HostSources};
+use crate::kernel::sysctl::SysctlState;
+use crate::observe::Inside;
+use crate::state::{Record, RECORD_VERSION};
+
+const CONTRACT: &str = r#"
+[namespaces.vpn]
+sysctl = { "net.ipv4.ip_forward" = 1, "net.ipv6.conf.all.forwarding" = true }
+nftables = '''
+table inet filter {
+  chain input { type filter hook input priority 0; policy drop; iif lo accept; }
+}
+'''
+dns = { nameservers = ["192.0.2.53"] }
+"#;
+
+fn desired(text: &str) -> Desired {
+    let loaded = config::parse(Path::new("/etc/netnsctl/test.toml"), text).expect("config parses");
+    config::validate::validate(&loaded).expect("config is valid");
+    let sources = HostSources {
+        sysctl_dirs: Vec::new(),
+    };
+    desired::resolve(&loaded, &[], &sources).expect("config resolves")
+}
+
+/// The observed state right after a successful apply of `desired`.
+fn converged(desired: &Desired) -> Observed {
+    let mut observed = Observed::default();
+    for (name, spec) in &desired.namespaces {
+        let mut inside = Inside {
+            lo_up: true,
+            ruleset_generation: Some(7),
+            ..Inside::default()
+        };
+        for (key, value) in &spec.sysctls {
+            inside
+                .sysctls
+                .insert(key.clone(), SysctlState::Value(normalize(value)));
+        }
+        let record = Record {
+            version: RECORD_VERSION,
+            ruleset_digest: spec.ruleset.as_ref().map(|ruleset| ruleset.digest.clone()),
+            ruleset_generation: spec.ruleset.as_ref().map(|_| 7),
+            ..Record::default()
+        };
+        observed.namespaces.insert(
+            name.clone(),
+            ObservedNamespace {
+                file: Some(NetnsFile::Attached {
+                    dev: 4,
+                    ino: 4026532000,
+                }),
+                record: Some(record),
+                inside: Some(inside),
+                resolv_conf: Some(spec.resolv_conf.clone().into_bytes()),
+                errors: Vec::new(),
+            },
+        );
+    }
+    observed
+}
+
+fn namespace<'a>(observed: &'a mut Observed, name: &str) -> &'a mut ObservedNamespace {
+    observed
+        .namespaces
+        .get_mut(name)
+        .expect("namespace observed")
+}
+
+fn inside<'a>(observed: &'a mut Observed, name: &str) -> &'a mut Inside {
+    namespace(observed, name)
+        .inside
+        .as_mut()
+        .expect("inside observed")
+}
+
+#[test]
+fn missing_namespace_gets_every_step() {
+    let desired = desired(CONTRACT);
+    let plan = plan(&desired, &Observed::default());
+    let actions: Vec<String> = plan.steps.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        actions,
+        [
+            "vpn: create namespace",
+            "vpn: set link lo up",
+            "vpn: set sysctl net.ipv4.ip_forward = 1",
+            "vpn: set sysctl net.ipv6.conf.all.forwarding = 1",
+            "vpn: load nftables ruleset from /etc/netnsctl/test.toml: namespaces.vpn.nftables \
+             (not loaded yet)",
+            "vpn: write /etc/netns/vpn/resolv.conf",
+        ]
+    );
+    assert!(plan.notes.is_empty());
+}
+
+#[test]
+fn converged_namespace_has_no_steps() {
+    let desired = desired(CONTRACT);
+    let plan = plan(&desired, &converged(&desired));
+    assert_eq!(plan, Plan::default());
+}
+
+#[test]
+fn changed_sysctl_changes_only_that() {
+    let desired = desired(CONTRACT);
+    let mut observed = converged(&desired);
+    inside(&mut observed, "vpn")
+        .sysctls
+        .insert("net.ipv4.ip_forward".into(), SysctlState::Value("0".into()));
+    let plan = plan(&desired, &observed);
+    assert_eq!(
+        plan.steps,
+        [Step::SetSysctl {
+            namespace: "vpn".into(),
+            key: "net.ipv4.ip_forward".into(),
+            value: "1".into(),
+            current: Some("0".into()),
+        }]
+    );
+}
+
+#[test]
+fn sysctl_values_compare_after_normalizing() {
+    let desired = desired(
+        r#"
+        [namespaces.a]
+        sysctl = { "net.ipv4.ip_local_port_range" = "1024   65000" }
+        "#,
+    );
+    let mut observed = converged(&desired);
+    inside(&mut observed, "a").sysctls.insert(
+        "net.ipv4.ip_local_port_range".into(),
+        // The kernel prints "1024\t65000"; observe normalizes what it reads.
+        SysctlState::Value(normalize("1024\t65000")),
+    );
+    assert!(plan(&desired, &observed).steps.is_empty());
+}
+
+#[test]
+fn missing_and_read_only_sysctls_become_warnings() {
+    let desired = desired(
+        r#"
+        [namespaces.a]
+        sysctl = { "net.core.rmem_max" = 4194304, "net.ipv4.no_such_key" = 1 }
+        "#,
+    );
+    let mut observed = converged(&desired);
+    let sysctls = &mut inside(&mut observed, "a").sysctls;
+    sysctls.insert(
+        "net.core.rmem_max".into(),
+        SysctlState::ReadOnly("212992".into()),
+    );
+    sysctls.insert("net.ipv4.no_such_key".into(), SysctlState::Missing);
+    let plan = plan(&desired, &observed);
+    assert!(plan.steps.is_empty(), "{:?}", plan.steps);
+    let messages: Vec<&str> = plan
+        .notes
+        .iter()
+        .map(|note| note.message.as_str())
+        .collect();
+    assert_eq!(
+        messages,
+        [
+            "sysctl net.core.rmem_max cannot be written in a child namespace; skipped",
+            "sysctl net.ipv4.no_such_key does not exist in this namespace; skipped",
+        ]
+    );
+    assert!(plan.notes.iter().all(|note| note.level == Level::Warning));
+}
+
+#[test]
+fn later_sysctl_entry_wins_over_glob() {
+    let mut desired = desired("[namespaces.a]\n");
+    let spec = desired.namespaces.get_mut("a").expect("namespace a");
+    spec.sysctls = vec![
+        ("net.ipv4.conf.*.rp_filter".into(), "2".into()),
+        ("net.ipv4.conf.lo.rp_filter".into(), "0".into()),
+    ];
+    let mut observed = converged(&desired);
+    let inside = inside(&mut observed, "a");
+    inside.globs.insert(
+        "net.ipv4.conf.*.rp_filter".into(),
+        vec![
+            "net.ipv4.conf.all.rp_filter".into(),
+            "net.ipv4.conf.lo.rp_filter".into(),
+        ],
+    );
+    for key in ["net.ipv4.conf.all.rp_filter", "net.ipv4.conf.lo.rp_filter"] {
+        inside
+            .sysctls
+            .insert(key.into(), SysctlState::Value("1".into()));
+    }
+    let plan = plan(&desired, &observed);
+    let values: Vec<(&str, &str)> = plan
+        .steps
+        .iter()
+        .map(|step| match step {
+            Step::SetSysctl { key, value, .. } => (key.as_str(), value.as_str()),
+            other => panic!("unexpected step {other}"),
+        })
+        .collect();
+    assert_eq!(
+        values,
+        [
+            ("net.ipv4.conf.all.rp_filter", "2"),
+            ("net.ipv4.conf.lo.rp_filter", "0"),
+        ]
+    );
+}
+
+#[test]
+fn unchanged_ruleset_is_not_reloaded() {
+    let desired = desired(CONTRACT);
+    let observed = converged(&desired);
+    let plan = plan(&desired, &observed);
+    assert!(!plan
+        .steps
+        .iter()
+        .any(|step| matches!(step, Step::LoadRuleset { .. })));
+}
+
+#[test]
+fn changed_ruleset_is_reloaded() {
+    let old = desired(CONTRACT);
+    let observed = converged(&old);
+    let new = desired(&CONTRACT.replace("policy drop", "policy accept"));
+    let plan = plan(&new, &observed);
+    assert_eq!(plan.steps.len(), 1, "{:?}", plan.steps);
+    assert!(matches!(
+        &plan.steps[0],
+        Step::LoadRuleset { reason, .. } if reason == "ruleset changed"
+    ));
+}
+
+#[test]
+fn ruleset_changed_by_hand_is_reloaded() {
+    let desired = desired(CONTRACT);
+    let mut observed = converged(&desired);
+    inside(&mut observed, "vpn").ruleset_generation = Some(8);
+    let plan = plan(&desired, &observed);
+    assert!(matches!(
+        plan.steps.as_slice(),
+        [Step::LoadRuleset { reason, .. }] if reason == "ruleset was changed outside netnsctl"
+    ));
+}
+
+#[test]
+fn dropped_ruleset_is_flushed() {
+    let desired_with = desired(CONTRACT);
+    let observed = converged(&desired_with);
+    let mut desired_without = desired_with.clone();
+    desired_without
+        .namespaces
+        .get_mut("vpn")
+        .expect("namespace vpn")
+        .ruleset = None;
+    let plan = plan(&desired_without, &observed);
+    assert_eq!(
+        plan.steps,
+        [Step::FlushRuleset {
+            namespace: "vpn".into()
+        }]
+    );
+}
+
+#[test]
+fn changed_dns_rewrites_resolv_conf_only() {
+    let old = desired(CONTRACT);
+    let observed = converged(&old);
+    let new = desired(&CONTRACT.replace("192.0.2.53", "192.0.2.54"));
+    let plan = plan(&new, &observed);
+    assert_eq!(
+        plan.steps,
+        [Step::WriteResolvConf {
+            namespace: "vpn".into()
+        }]
+    );
+}
+
+#[test]
+fn lo_down_is_set_up() {
+    let desired = desired(CONTRACT);
+    let mut observed = converged(&desired);
+    inside(&mut observed, "vpn").lo_up = false;
+    assert_eq!(
+        plan(&desired, &observed).steps,
+        [Step::SetLinkUp {
+            namespace: "vpn".into(),
+            link: "lo".into()
+        }]
+    );
+}
+
+#[test]
+fn foreign_namespace_is_left_alone() {
+    let desired = desired(CONTRACT);
+    let mut observed = converged(&desired);
+    namespace(&mut observed, "vpn").record = None;
+    inside(&mut observed, "vpn").lo_up = false;
+    let plan = plan(&desired, &observed);
+    assert!(plan.steps.is_empty(), "{:?}", plan.steps);
+    assert_eq!(plan.notes.len(), 1);
+    assert!(plan.notes[0].message.contains("not created by netnsctl"));
+    assert!(plan.notes[0].message.contains("adopt = true"));
+}
+
+#[test]
+fn adopted_namespace_is_recorded_then_converged() {
+    let desired = desired(&CONTRACT.replace("[namespaces.vpn]", "[namespaces.vpn]\nadopt = true"));
+    let mut observed = converged(&desired);
+    namespace(&mut observed, "vpn").record = None;
+    let plan = plan(&desired, &observed);
+    let actions: Vec<String> = plan.steps.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        actions,
+        [
+            "vpn: adopt existing namespace",
+            "vpn: load nftables ruleset from /etc/netnsctl/test.toml: namespaces.vpn.nftables \
+             (not loaded yet)",
+        ]
+    );
+}
+
+#[test]
+fn stale_file_of_own_namespace_is_replaced() {
+    let desired = desired(CONTRACT);
+    let mut observed = converged(&desired);
+    let seen = namespace(&mut observed, "vpn");
+    seen.file = Some(NetnsFile::Stale);
+    seen.inside = None;
+    let plan = plan(&desired, &observed);
+    assert_eq!(
+        plan.steps.first(),
+        Some(&Step::ReplaceStaleFile {
+            namespace: "vpn".into()
+        })
+    );
+    assert!(plan.steps.iter().any(
+        |step| matches!(step, Step::LoadRuleset { reason, .. } if reason == "not loaded yet")
+    ));
+}
+
+#[test]
+fn stale_file_of_foreign_name_is_left_alone() {
+    let desired = desired(CONTRACT);
+    let mut observed = converged(&desired);
+    let seen = namespace(&mut observed, "vpn");
+    seen.file = Some(NetnsFile::Stale);
+    seen.record = None;
+    seen.inside = None;
+    let plan = plan(&desired, &observed);
+    assert!(plan.steps.is_empty());
+    assert!(plan.notes[0].message.contains("is not a namespace mount"));
+}
+
+#[test]
+fn unreadable_namespace_is_reported_not_changed() {
+    let desired = desired(CONTRACT);
+    let mut observed = converged(&desired);
+    let seen = namespace(&mut observed, "vpn");
+    seen.inside = None;
+    seen.errors
+        .push("cannot enter namespace vpn: permission denied".into());
+    let plan = plan(&desired, &observed);
+    assert!(plan.steps.is_empty());
+    assert_eq!(
+        plan.notes[0].message,
+        "cannot enter namespace vpn: permission denied"
+    );
+}
+
+#[test]
+fn steps_serialize_with_action_tag() {
+    let step = Step::SetSysctl {
+        namespace: "vpn".into(),
+        key: "net.ipv4.ip_forward".into(),
+        value: "1".into(),
+        current: None,
+    };
+    let json = serde_json::to_value(&step).expect("step serializes");
+    assert_eq!(json["action"], "set-sysctl");
+    assert_eq!(json["namespace"], "vpn");
+    assert_eq!(json["key"], "net.ipv4.ip_forward");
+}
