@@ -2,6 +2,8 @@
 //! namespace; different namespaces run in parallel. A failure in one namespace does not stop the
 //! others: every failure is collected and reported together.
 
+pub mod links;
+
 use std::collections::BTreeMap;
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -23,6 +25,8 @@ pub struct Outcome {
     pub warnings: Vec<String>,
     /// Steps that failed, with the reason.
     pub failures: Vec<String>,
+    /// Facts worth telling the user, such as which WireGuard backend runs a link.
+    pub notes: Vec<String>,
 }
 
 impl Outcome {
@@ -30,6 +34,7 @@ impl Outcome {
         self.applied.extend(other.applied);
         self.warnings.extend(other.warnings);
         self.failures.extend(other.failures);
+        self.notes.extend(other.notes);
     }
 }
 
@@ -53,16 +58,34 @@ pub fn step_boundary() {
     }
 }
 
-/// Carries out `plan` for the namespaces in `desired`.
+/// Carries out `plan` for the namespaces in `desired`: first each namespace's own steps, in
+/// parallel, then the link steps in plan order, because links join namespaces.
 pub fn apply(desired: &Desired, plan: &Plan) -> Outcome {
     let mut by_namespace: BTreeMap<&str, Vec<&Step>> = BTreeMap::new();
+    let mut link_steps: Vec<&Step> = Vec::new();
     for step in &plan.steps {
-        by_namespace.entry(step.namespace()).or_default().push(step);
+        if step.is_link_step() {
+            link_steps.push(step);
+        } else {
+            by_namespace.entry(step.namespace()).or_default().push(step);
+        }
     }
     let mut outcome = Outcome::default();
-    if by_namespace.is_empty() {
-        return outcome;
+    if !by_namespace.is_empty() {
+        apply_namespaces(desired, plan, by_namespace, &mut outcome);
     }
+    if !link_steps.is_empty() {
+        links::apply_links(desired, &link_steps, &mut outcome);
+    }
+    outcome
+}
+
+fn apply_namespaces(
+    desired: &Desired,
+    plan: &Plan,
+    by_namespace: BTreeMap<&str, Vec<&Step>>,
+    outcome: &mut Outcome,
+) {
     let creates = plan.steps.iter().any(|step| {
         matches!(
             step,
@@ -74,7 +97,7 @@ pub fn apply(desired: &Desired, plan: &Plan) -> Outcome {
             outcome
                 .failures
                 .push(format!("cannot prepare {}: {err}", netns::NETNS_RUN_DIR));
-            return outcome;
+            return;
         }
     }
 
@@ -85,7 +108,6 @@ pub fn apply(desired: &Desired, plan: &Plan) -> Outcome {
     for result in parallel_map(&work, |(spec, steps)| apply_namespace(spec, steps)) {
         outcome.merge(result);
     }
-    outcome
 }
 
 fn apply_namespace(spec: &NamespaceSpec, steps: &[&Step]) -> Outcome {
@@ -194,9 +216,7 @@ fn run_inside(spec: &NamespaceSpec, steps: &[&Step], record: &mut Record, outcom
                 Err(err) => Err(format!("cannot flush the nftables ruleset: {err}")),
             },
             Step::WriteResolvConf { .. } => write_resolv_conf(name, &spec.resolv_conf),
-            Step::CreateNamespace { .. }
-            | Step::ReplaceStaleFile { .. }
-            | Step::AdoptNamespace { .. } => Ok(()),
+            _ => Ok(()),
         };
         match result {
             Ok(()) => finish(step, outcome),

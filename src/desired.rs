@@ -3,9 +3,14 @@
 //! Resolving reads the files a config points to (`nftables_file`, the host's sysctl.d, the
 //! host's ruleset) so that every read error surfaces before the first change.
 
+pub mod links;
+pub mod wgquick;
+
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
+
+use ipnet::IpNet;
 
 use sha2::{Digest, Sha256};
 
@@ -55,8 +60,46 @@ pub struct NamespaceSpec {
     pub ruleset: Option<Ruleset>,
     /// Contents of /etc/netns/NAME/resolv.conf.
     pub resolv_conf: String,
+    /// WireGuard links, from `wireguard` tables or an imported `wireguard_config` file.
+    pub wireguard: Vec<WireGuardSpec>,
     /// The config table, for the parts resolved elsewhere (links, systemd units).
     pub config: config::Namespace,
+}
+
+/// A secret such as a WireGuard private key, kept out of debug output and logs.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+/// A WireGuard link with its keys read.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WireGuardSpec {
+    /// Name inside the namespace.
+    pub link: String,
+    /// Base64 private key.
+    pub private_key: Secret,
+    pub listen_port: Option<u16>,
+    pub addresses: Vec<IpNet>,
+    /// Namespace that carries the encrypted UDP; `None` for the host.
+    pub underlay: Option<String>,
+    pub peers: Vec<WireGuardPeerSpec>,
+}
+
+/// A WireGuard peer with its preshared key read.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WireGuardPeerSpec {
+    /// Base64 public key.
+    pub public_key: String,
+    pub preshared_key: Option<Secret>,
+    /// `HOST:PORT` as written; a host name is resolved in the underlay when applied.
+    pub endpoint: Option<String>,
+    pub allowed_ips: Vec<IpNet>,
+    pub persistent_keepalive: Option<u16>,
 }
 
 /// The desired state of every namespace in a config.
@@ -179,6 +222,30 @@ pub fn resolve(
             None
         };
 
+        let mut dns = ns.dns.clone();
+        let wireguard = match resolve_wireguard(path, &key, ns, &mut dns) {
+            Ok(wireguard) => wireguard,
+            Err(mut found) => {
+                errors.append(&mut found);
+                Vec::new()
+            }
+        };
+        let ruleset = if ns.killswitch {
+            let killswitch = killswitch_ruleset(ns, &wireguard, dns.as_ref());
+            match ruleset {
+                Some(user) => Some(Ruleset::new(
+                    format!("{}\n{killswitch}", user.text),
+                    user.label,
+                )),
+                None => Some(Ruleset::new(
+                    killswitch,
+                    format!("{}: {key}.killswitch", path.display()),
+                )),
+            }
+        } else {
+            ruleset
+        };
+
         desired.namespaces.insert(
             name.clone(),
             NamespaceSpec {
@@ -186,7 +253,8 @@ pub fn resolve(
                 adopt: ns.adopt,
                 sysctls,
                 ruleset,
-                resolv_conf: resolv_conf(ns.dns.as_ref()),
+                resolv_conf: resolv_conf(dns.as_ref()),
+                wireguard,
                 config: ns.clone(),
             },
         );
@@ -196,6 +264,154 @@ pub fn resolve(
     } else {
         Err(ConfigErrors(errors))
     }
+}
+
+/// Builds the killswitch table for a namespace: its tunnels are its WireGuard links, its veths
+/// open to `accessible_from`, and DNS goes only to its nameservers.
+fn killswitch_ruleset(
+    ns: &config::Namespace,
+    wireguard: &[WireGuardSpec],
+    dns: Option<&config::Dns>,
+) -> String {
+    let tunnels: Vec<String> = wireguard.iter().map(|wg| wg.link.clone()).collect();
+    let veths: Vec<String> = ns.veth.iter().map(|veth| veth.name.clone()).collect();
+    let nameservers = dns.map(|dns| dns.nameservers.clone()).unwrap_or_default();
+    links::render_killswitch(&tunnels, &veths, &ns.accessible_from, &nameservers)
+}
+
+/// Reads the keys of the `wireguard` tables, or imports `wireguard_config`. The import's `DNS`
+/// becomes the namespace's `dns` unless the namespace declares one.
+fn resolve_wireguard(
+    path: &Path,
+    key: &str,
+    ns: &config::Namespace,
+    dns: &mut Option<config::Dns>,
+) -> Result<Vec<WireGuardSpec>, Vec<ConfigError>> {
+    let mut errors = Vec::new();
+    let mut specs = Vec::new();
+    let underlay_of = |underlay: &str| (underlay != "host").then(|| underlay.to_owned());
+    if let Some(file) = &ns.wireguard_config {
+        let fkey = format!("{key}.wireguard_config");
+        let fvalue = format!("{:?}", file.display().to_string());
+        let link = file
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default();
+        if !config::names::is_valid_interface_name(link) {
+            errors.push(ConfigError::key(
+                path,
+                fkey,
+                fvalue,
+                format!(
+                    "the link is named after the file, and {link:?} is not a valid interface name: \
+                     rename the file to LINK.conf with LINK {}",
+                    config::names::INTERFACE_NAME_RULE
+                ),
+            ));
+            return Err(errors);
+        }
+        let text = match std::fs::read_to_string(file) {
+            Ok(text) => text,
+            Err(err) => {
+                errors.push(ConfigError::key(
+                    path,
+                    fkey,
+                    fvalue,
+                    format!("cannot read wg-quick file: {err}"),
+                ));
+                return Err(errors);
+            }
+        };
+        match wgquick::parse(&text, link) {
+            Ok(imported) => {
+                if !imported.nameservers.is_empty() || !imported.search.is_empty() {
+                    if dns.is_some() {
+                        errors.push(ConfigError::key(
+                            path,
+                            fkey,
+                            fvalue,
+                            "the file sets DNS and the namespace has a `dns` table: remove one of them",
+                        ));
+                    } else {
+                        *dns = Some(config::Dns {
+                            nameservers: imported.nameservers,
+                            search: imported.search,
+                            options: Vec::new(),
+                        });
+                    }
+                }
+                specs.push(imported.wireguard);
+            }
+            Err(message) => errors.push(ConfigError::key(
+                path,
+                fkey,
+                fvalue,
+                format!("{}: {message}", file.display()),
+            )),
+        }
+    }
+    for (link, wg) in &ns.wireguard {
+        let wkey = format!("{key}.wireguard.{}", key_part(link));
+        let private_key = match read_key_file(&wg.private_key_file) {
+            Ok(secret) => secret,
+            Err(message) => {
+                errors.push(ConfigError::key(
+                    path,
+                    format!("{wkey}.private_key_file"),
+                    format!("{:?}", wg.private_key_file.display().to_string()),
+                    message,
+                ));
+                continue;
+            }
+        };
+        let mut peers = Vec::new();
+        for (i, peer) in wg.peer.iter().enumerate() {
+            let preshared_key = match &peer.preshared_key_file {
+                None => None,
+                Some(file) => match read_key_file(file) {
+                    Ok(secret) => Some(secret),
+                    Err(message) => {
+                        errors.push(ConfigError::key(
+                            path,
+                            format!("{wkey}.peer[{i}].preshared_key_file"),
+                            format!("{:?}", file.display().to_string()),
+                            message,
+                        ));
+                        continue;
+                    }
+                },
+            };
+            peers.push(WireGuardPeerSpec {
+                public_key: peer.public_key.clone(),
+                preshared_key,
+                endpoint: peer.endpoint.clone(),
+                allowed_ips: peer.allowed_ips.clone(),
+                persistent_keepalive: peer.persistent_keepalive,
+            });
+        }
+        specs.push(WireGuardSpec {
+            link: link.clone(),
+            private_key,
+            listen_port: wg.listen_port,
+            addresses: wg.addresses.clone(),
+            underlay: underlay_of(&wg.underlay),
+            peers,
+        });
+    }
+    if errors.is_empty() {
+        Ok(specs)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Reads a base64 WireGuard key file as `wg genkey` writes it.
+fn read_key_file(file: &Path) -> Result<Secret, String> {
+    let text =
+        std::fs::read_to_string(file).map_err(|err| format!("cannot read key file: {err}"))?;
+    let key = text.trim();
+    wgquick::check_key(key).map_err(|message| format!("invalid key file: {message}"))?;
+    Ok(Secret(key.to_owned()))
 }
 
 fn read_ruleset_file(file: &Path) -> Result<String, String> {

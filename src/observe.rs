@@ -3,6 +3,8 @@
 //! Each namespace is read on its own short-lived thread inside it; namespaces are read in
 //! parallel.
 
+pub mod links;
+
 use std::collections::BTreeMap;
 
 use crate::desired::{Desired, NamespaceSpec};
@@ -46,19 +48,38 @@ pub struct Inside {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Observed {
     pub namespaces: BTreeMap<String, ObservedNamespace>,
+    /// Links, addresses and routes of the run's namespaces and of the namespaces they link to.
+    pub net: BTreeMap<String, links::NetState>,
+    /// The host side; `None` when the run declares and records no links.
+    pub host: Option<links::ObservedHost>,
+    /// WireGuard configuration read back from each recorded link, by namespace and link.
+    pub wireguard: BTreeMap<(String, String), Result<crate::kernel::wireguard::Device, String>>,
 }
 
 /// Observes every namespace of `desired`.
 pub fn observe(desired: &Desired) -> Observed {
     let specs: Vec<&NamespaceSpec> = desired.namespaces.values().collect();
     let results = parallel_map(&specs, |spec| observe_namespace(spec));
-    Observed {
+    let mut observed = Observed {
         namespaces: specs
             .iter()
             .map(|spec| spec.name.clone())
             .zip(results)
             .collect(),
+        ..Observed::default()
+    };
+    if links::wants_links(desired) {
+        let (net, errors) = links::observe_namespaces(&links::touched_namespaces(desired));
+        observed.net = net;
+        for (name, error) in errors {
+            if let Some(seen) = observed.namespaces.get_mut(&name) {
+                seen.errors.push(error);
+            }
+        }
+        observed.host = Some(links::observe_host(desired));
+        observed.wireguard = links::observe_wireguard(desired);
     }
+    observed
 }
 
 /// Runs `f` over `items` on a few worker threads and returns the results in order.

@@ -2,9 +2,13 @@
 //!
 //! Nothing here touches the kernel, so every decision is unit-tested without root.
 
+pub mod links;
+
 use std::collections::BTreeMap;
 use std::fmt;
+use std::net::IpAddr;
 
+use ipnet::IpNet;
 use serde::Serialize;
 
 use crate::desired::{Desired, NamespaceSpec};
@@ -53,6 +57,111 @@ pub enum Step {
     WriteResolvConf {
         namespace: String,
     },
+
+    // Link steps run after every namespace of the run exists, in plan order. `netns` names the
+    // namespace a link lives in; `None` is the host namespace.
+    /// Create a bridge in the host namespace.
+    CreateBridge {
+        bridge: String,
+    },
+    /// Delete a bridge netnsctl created that the config no longer declares.
+    DeleteBridge {
+        bridge: String,
+    },
+    /// Create a veth pair with each end directly in its namespace.
+    CreateVeth {
+        namespace: String,
+        link: String,
+        peer: String,
+        peer_netns: Option<String>,
+    },
+    /// Delete a veth pair netnsctl created that the config no longer declares.
+    DeleteVeth {
+        namespace: String,
+        link: String,
+    },
+    /// Make a host link a port of a bridge.
+    SetBridgePort {
+        namespace: String,
+        link: String,
+        bridge: String,
+    },
+    SetLinkUpIn {
+        namespace: String,
+        netns: Option<String>,
+        link: String,
+    },
+    AddAddress {
+        namespace: String,
+        netns: Option<String>,
+        link: String,
+        address: IpNet,
+    },
+    RemoveAddress {
+        namespace: String,
+        netns: Option<String>,
+        link: String,
+        address: IpNet,
+    },
+    /// Set a sysctl of the host namespace.
+    SetHostSysctl {
+        namespace: String,
+        key: String,
+        value: String,
+        current: Option<String>,
+    },
+    AddRoute {
+        namespace: String,
+        destination: IpNet,
+        gateway: Option<IpAddr>,
+        dev: Option<String>,
+    },
+    RemoveRoute {
+        namespace: String,
+        destination: IpNet,
+        gateway: Option<IpAddr>,
+        dev: Option<String>,
+    },
+    /// Move an existing host link into the namespace (`interfaces`).
+    MoveLinkIn {
+        namespace: String,
+        link: String,
+    },
+    /// Create a WireGuard link in its underlay, configure it, and move it into the namespace.
+    CreateWireGuard {
+        namespace: String,
+        link: String,
+        underlay: Option<String>,
+    },
+    /// Stop a WireGuard link netnsctl created that the config no longer declares.
+    DeleteWireGuard {
+        namespace: String,
+        link: String,
+    },
+    /// Set a WireGuard link's private key and listen port.
+    SetWireGuardInterface {
+        namespace: String,
+        link: String,
+    },
+    /// Add or update one peer of a WireGuard link.
+    SetWireGuardPeer {
+        namespace: String,
+        link: String,
+        public_key: String,
+    },
+    RemoveWireGuardPeer {
+        namespace: String,
+        link: String,
+        public_key: String,
+    },
+    /// Replace netnsctl's host nftables table in one transaction.
+    LoadHostTable {
+        reason: String,
+        #[serde(skip)]
+        text: String,
+    },
+    /// Delete netnsctl's host nftables table.
+    DeleteHostTable,
 }
 
 impl Step {
@@ -65,9 +174,64 @@ impl Step {
             | Step::SetSysctl { namespace, .. }
             | Step::LoadRuleset { namespace, .. }
             | Step::FlushRuleset { namespace }
-            | Step::WriteResolvConf { namespace } => namespace,
+            | Step::WriteResolvConf { namespace }
+            | Step::CreateVeth { namespace, .. }
+            | Step::DeleteVeth { namespace, .. }
+            | Step::SetBridgePort { namespace, .. }
+            | Step::SetLinkUpIn { namespace, .. }
+            | Step::AddAddress { namespace, .. }
+            | Step::RemoveAddress { namespace, .. }
+            | Step::SetHostSysctl { namespace, .. }
+            | Step::AddRoute { namespace, .. }
+            | Step::RemoveRoute { namespace, .. }
+            | Step::MoveLinkIn { namespace, .. }
+            | Step::CreateWireGuard { namespace, .. }
+            | Step::DeleteWireGuard { namespace, .. }
+            | Step::SetWireGuardInterface { namespace, .. }
+            | Step::SetWireGuardPeer { namespace, .. }
+            | Step::RemoveWireGuardPeer { namespace, .. } => namespace,
+            Step::CreateBridge { .. }
+            | Step::DeleteBridge { .. }
+            | Step::LoadHostTable { .. }
+            | Step::DeleteHostTable => HOST,
         }
     }
+
+    /// Whether the step belongs to the link phase, which runs after every namespace exists.
+    pub fn is_link_step(&self) -> bool {
+        !matches!(
+            self,
+            Step::CreateNamespace { .. }
+                | Step::ReplaceStaleFile { .. }
+                | Step::AdoptNamespace { .. }
+                | Step::SetLinkUp { .. }
+                | Step::SetSysctl { .. }
+                | Step::LoadRuleset { .. }
+                | Step::FlushRuleset { .. }
+                | Step::WriteResolvConf { .. }
+        )
+    }
+}
+
+/// What [`Step::namespace`] returns for steps on the host namespace alone.
+pub const HOST: &str = "host";
+
+fn netns_name(netns: &Option<String>) -> String {
+    match netns {
+        Some(name) => format!("namespace {name}"),
+        None => "the host namespace".to_owned(),
+    }
+}
+
+fn describe_route(destination: &IpNet, gateway: &Option<IpAddr>, dev: &Option<String>) -> String {
+    let mut text = format!("route {destination}");
+    if let Some(gateway) = gateway {
+        text.push_str(&format!(" via {gateway}"));
+    }
+    if let Some(dev) = dev {
+        text.push_str(&format!(" dev {dev}"));
+    }
+    text
 }
 
 impl fmt::Display for Step {
@@ -106,6 +270,126 @@ impl fmt::Display for Step {
             Step::WriteResolvConf { namespace } => {
                 write!(f, "{namespace}: write /etc/netns/{namespace}/resolv.conf")
             }
+            Step::CreateBridge { bridge } => write!(f, "host: create bridge {bridge}"),
+            Step::DeleteBridge { bridge } => write!(f, "host: delete bridge {bridge}"),
+            Step::CreateVeth {
+                namespace,
+                link,
+                peer,
+                peer_netns,
+            } => write!(
+                f,
+                "{namespace}: create veth {link} with peer {peer} in {}",
+                netns_name(peer_netns)
+            ),
+            Step::DeleteVeth { namespace, link } => write!(f, "{namespace}: delete veth {link}"),
+            Step::SetBridgePort {
+                namespace,
+                link,
+                bridge,
+            } => write!(
+                f,
+                "{namespace}: make host link {link} a port of bridge {bridge}"
+            ),
+            Step::SetLinkUpIn {
+                namespace,
+                netns,
+                link,
+            } => write!(
+                f,
+                "{namespace}: set link {link} up in {}",
+                netns_name(netns)
+            ),
+            Step::AddAddress {
+                namespace,
+                netns,
+                link,
+                address,
+            } => write!(
+                f,
+                "{namespace}: add address {address} to {link} in {}",
+                netns_name(netns)
+            ),
+            Step::RemoveAddress {
+                namespace,
+                netns,
+                link,
+                address,
+            } => write!(
+                f,
+                "{namespace}: remove address {address} from {link} in {}",
+                netns_name(netns)
+            ),
+            Step::SetHostSysctl {
+                namespace,
+                key,
+                value,
+                current,
+            } => {
+                write!(f, "{namespace}: set host sysctl {key} = {value}")?;
+                if let Some(current) = current {
+                    write!(f, " (was {current})")?;
+                }
+                Ok(())
+            }
+            Step::AddRoute {
+                namespace,
+                destination,
+                gateway,
+                dev,
+            } => write!(
+                f,
+                "{namespace}: add {}",
+                describe_route(destination, gateway, dev)
+            ),
+            Step::RemoveRoute {
+                namespace,
+                destination,
+                gateway,
+                dev,
+            } => write!(
+                f,
+                "{namespace}: remove {}",
+                describe_route(destination, gateway, dev)
+            ),
+            Step::MoveLinkIn { namespace, link } => {
+                write!(f, "{namespace}: move host link {link} into the namespace")
+            }
+            Step::CreateWireGuard {
+                namespace,
+                link,
+                underlay,
+            } => write!(
+                f,
+                "{namespace}: create WireGuard link {link} in {} and move it in",
+                netns_name(underlay)
+            ),
+            Step::DeleteWireGuard { namespace, link } => {
+                write!(f, "{namespace}: delete WireGuard link {link}")
+            }
+            Step::SetWireGuardInterface { namespace, link } => {
+                write!(f, "{namespace}: set private key and listen port of {link}")
+            }
+            Step::SetWireGuardPeer {
+                namespace,
+                link,
+                public_key,
+            } => write!(f, "{namespace}: set peer {public_key} of {link}"),
+            Step::RemoveWireGuardPeer {
+                namespace,
+                link,
+                public_key,
+            } => write!(f, "{namespace}: remove peer {public_key} from {link}"),
+            Step::LoadHostTable { reason, .. } => write!(
+                f,
+                "host: load nftables table inet {} ({reason})",
+                crate::desired::links::HOST_TABLE
+            ),
+            Step::DeleteHostTable => write!(
+                f,
+                "host: delete nftables table inet {}",
+                crate::desired::links::HOST_TABLE
+            ),
         }
     }
 }
@@ -143,9 +427,15 @@ pub struct Plan {
 pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
     let mut plan = Plan::default();
     let missing = ObservedNamespace::default();
+    let mut managed = Vec::new();
     for (name, spec) in &desired.namespaces {
         let seen = observed.namespaces.get(name).unwrap_or(&missing);
-        plan_namespace(spec, seen, &mut plan);
+        if let Some(fresh) = plan_namespace(spec, seen, &mut plan) {
+            managed.push((spec, fresh));
+        }
+    }
+    if let Some(host) = &observed.host {
+        links::plan_links(desired, observed, host, &managed, &mut plan);
     }
     plan
 }
@@ -158,7 +448,9 @@ fn note(plan: &mut Plan, namespace: &str, level: Level, message: String) {
     });
 }
 
-fn plan_namespace(spec: &NamespaceSpec, seen: &ObservedNamespace, plan: &mut Plan) {
+/// Plans one namespace's own steps. Returns `None` when netnsctl leaves the namespace alone, else
+/// whether it is created by this plan.
+fn plan_namespace(spec: &NamespaceSpec, seen: &ObservedNamespace, plan: &mut Plan) -> Option<bool> {
     let name = &spec.name;
     for error in &seen.errors {
         note(plan, name, Level::Warning, error.clone());
@@ -187,7 +479,7 @@ fn plan_namespace(spec: &NamespaceSpec, seen: &ObservedNamespace, plan: &mut Pla
                      left alone (remove it, or set adopt = true to let netnsctl replace it)"
                 ),
             );
-            return;
+            return None;
         }
         Some(NetnsFile::Attached { .. }) if !owned && !spec.adopt => {
             note(
@@ -199,7 +491,7 @@ fn plan_namespace(spec: &NamespaceSpec, seen: &ObservedNamespace, plan: &mut Pla
                      (set adopt = true in [namespaces.{name}] to manage it)"
                 ),
             );
-            return;
+            return None;
         }
         Some(NetnsFile::Attached { .. }) => {
             if !owned {
@@ -213,7 +505,7 @@ fn plan_namespace(spec: &NamespaceSpec, seen: &ObservedNamespace, plan: &mut Pla
     let inside = if fresh { None } else { seen.inside.as_ref() };
     if !fresh && inside.is_none() {
         // The namespace exists but could not be read; its errors are in the notes.
-        return;
+        return None;
     }
 
     if !inside.is_some_and(|inside| inside.lo_up) {
@@ -236,6 +528,7 @@ fn plan_namespace(spec: &NamespaceSpec, seen: &ObservedNamespace, plan: &mut Pla
             namespace: name.clone(),
         });
     }
+    Some(fresh)
 }
 
 fn plan_sysctls(spec: &NamespaceSpec, inside: Option<&crate::observe::Inside>, plan: &mut Plan) {

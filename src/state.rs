@@ -5,12 +5,15 @@
 
 use std::fs::File;
 use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
+use crate::config::Protocol;
 use crate::kernel::files;
 
 /// Runtime state directory.
@@ -38,6 +41,150 @@ pub struct Record {
     /// Links moved in from the host namespace by `interfaces`, to move back on `down`.
     #[serde(default)]
     pub moved_links: Vec<String>,
+    /// veth ends inside this namespace that netnsctl created; deleting one deletes its peer.
+    #[serde(default)]
+    pub veths: Vec<String>,
+    /// Routes netnsctl added inside this namespace.
+    #[serde(default)]
+    pub routes: Vec<RouteRecord>,
+    /// This namespace's share of the host nftables table (port mappings, masquerade).
+    #[serde(default)]
+    pub host_rules: HostRules,
+    /// WireGuard links netnsctl created for this namespace.
+    #[serde(default)]
+    pub wireguard: Vec<WireGuardRecord>,
+}
+
+/// A route netnsctl added, as declared.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct RouteRecord {
+    pub destination: IpNet,
+    pub gateway: Option<IpAddr>,
+    pub dev: Option<String>,
+}
+
+/// A host port forwarded into a namespace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortMappingRule {
+    pub protocol: Protocol,
+    pub host_port: u16,
+    /// Only this host address; every local address when `None`.
+    pub host_address: Option<IpAddr>,
+    pub port: u16,
+    pub target_v4: Option<Ipv4Addr>,
+    pub target_v6: Option<Ipv6Addr>,
+    /// Host link the traffic leaves through: the veth's host end, or its bridge.
+    pub host_link: String,
+}
+
+/// Source NAT for traffic that arrives on a host link and leaves through another one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MasqueradeRule {
+    /// The veth's host end, or its bridge.
+    pub host_link: String,
+    /// Source networks to match; empty matches all traffic arriving on `host_link`.
+    pub sources: Vec<IpNet>,
+}
+
+/// The host-side rules one namespace needs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostRules {
+    #[serde(default)]
+    pub port_mappings: Vec<PortMappingRule>,
+    #[serde(default)]
+    pub masquerade: Vec<MasqueradeRule>,
+}
+
+impl HostRules {
+    pub fn is_empty(&self) -> bool {
+        self.port_mappings.is_empty() && self.masquerade.is_empty()
+    }
+}
+
+/// How a WireGuard link is run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WireGuardBackend {
+    /// The kernel module, configured over generic netlink.
+    Kernel,
+    /// A `wireguard-go` process, configured over its UAPI socket.
+    Userspace,
+}
+
+impl std::fmt::Display for WireGuardBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            WireGuardBackend::Kernel => "kernel module",
+            WireGuardBackend::Userspace => "userspace (wireguard-go)",
+        })
+    }
+}
+
+/// A WireGuard link netnsctl created.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WireGuardRecord {
+    /// Name inside the namespace.
+    pub link: String,
+    /// Name the link had in the underlay before it was moved; the UAPI socket is named after it.
+    pub underlay_name: String,
+    /// Underlay namespace; `None` for the host.
+    pub underlay: Option<String>,
+    pub backend: WireGuardBackend,
+    /// The wireguard-go process (userspace backend).
+    pub pid: Option<u32>,
+    /// The wireguard-go UAPI socket (userspace backend).
+    pub socket: Option<PathBuf>,
+}
+
+/// What netnsctl made in the host namespace that no single namespace owns.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostRecord {
+    pub version: u32,
+    /// Bridges netnsctl created.
+    #[serde(default)]
+    pub bridges: Vec<String>,
+    /// SHA-256 of `nft list table` output right after netnsctl loaded its host table.
+    #[serde(default)]
+    pub table_listing_digest: Option<String>,
+    /// SHA-256 of the table text netnsctl loaded.
+    #[serde(default)]
+    pub table_digest: Option<String>,
+    /// Value of net.ipv4.ip_forward before netnsctl set it to 1, restored when no rule needs it.
+    #[serde(default)]
+    pub ip_forward_before: Option<String>,
+}
+
+/// Returns the path of the host record.
+pub fn host_record_path() -> PathBuf {
+    Path::new(STATE_DIR).join("host.json")
+}
+
+/// Reads the host record; an unreadable record counts as empty.
+pub fn read_host_record() -> io::Result<HostRecord> {
+    match files::read(&host_record_path())? {
+        None => Ok(HostRecord::default()),
+        Some(bytes) => Ok(serde_json::from_slice(&bytes).unwrap_or_else(|err| {
+            tracing::warn!(%err, "unreadable host state record; treating it as empty");
+            HostRecord::default()
+        })),
+    }
+}
+
+/// Writes the host record atomically, or removes it when it records nothing.
+pub fn write_host_record(record: &HostRecord) -> io::Result<()> {
+    let path = host_record_path();
+    if record.bridges.is_empty()
+        && record.table_digest.is_none()
+        && record.ip_forward_before.is_none()
+    {
+        return files::remove(&path, false);
+    }
+    files::create_dir_all(Path::new(STATE_DIR), 0o755)?;
+    let mut stored = record.clone();
+    stored.version = RECORD_VERSION;
+    let mut bytes = serde_json::to_vec_pretty(&stored).expect("records serialize");
+    bytes.push(b'\n');
+    files::replace(&path, &bytes, 0o600)
 }
 
 /// Returns the path of a namespace's record.

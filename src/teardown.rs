@@ -3,12 +3,14 @@
 //! The record is removed last, so a run killed halfway leaves the name owned and the next `down`
 //! finishes the job.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
-use crate::kernel::files;
+use crate::desired::links;
+use crate::kernel::netlink::{LinkId, Netlink};
 use crate::kernel::netns::{self, NetnsFile};
 use crate::kernel::procs::{self, Process};
-use crate::state;
+use crate::kernel::{files, nft, sysctl};
+use crate::state::{self, Record};
 
 /// What `down` did.
 #[derive(Debug, Default)]
@@ -26,8 +28,8 @@ pub fn down(names: &[String], force: bool) -> Teardown {
     let mut result = Teardown::default();
     let mut processes: Option<HashMap<(u64, u64), Vec<Process>>> = None;
     for name in names {
-        match state::read_record(name) {
-            Ok(Some(_)) => {}
+        let record = match state::read_record(name) {
+            Ok(Some(record)) => record,
             Ok(None) => {
                 result.failures.push(format!(
                     "{name}: not created by netnsctl (no record in {}); left alone",
@@ -39,7 +41,7 @@ pub fn down(names: &[String], force: bool) -> Teardown {
                 result.failures.push(format!("{name}: {err}"));
                 continue;
             }
-        }
+        };
         let path = netns::netns_path(name);
         match netns::inspect(&path) {
             Ok(NetnsFile::Attached { dev, ino }) => {
@@ -75,6 +77,15 @@ pub fn down(names: &[String], force: bool) -> Teardown {
                 continue;
             }
         }
+        let link_failures = remove_links(name, &record);
+        if !link_failures.is_empty() {
+            result.failures.extend(
+                link_failures
+                    .into_iter()
+                    .map(|failure| format!("{name}: {failure}")),
+            );
+            continue;
+        }
         if let Err(err) = netns::remove(&path) {
             result.failures.push(format!("{name}: {err}"));
             continue;
@@ -94,7 +105,153 @@ pub fn down(names: &[String], force: bool) -> Teardown {
         tracing::info!(namespace = name.as_str(), "removed namespace");
         result.removed.push(name.clone());
     }
+    if !result.removed.is_empty() {
+        result.failures.extend(update_host());
+    }
     result
+}
+
+/// Removes what netnsctl made for a namespace besides the namespace itself: WireGuard links
+/// (stopping wireguard-go), veth pairs, and links moved in, which go back to the host. Returns
+/// the failures; on any failure the record stays so a later `down` can retry.
+fn remove_links(name: &str, record: &Record) -> Vec<String> {
+    let mut failures = Vec::new();
+    for wg in &record.wireguard {
+        if let Err(err) = crate::apply::links::delete_wireguard(name, wg) {
+            failures.push(err);
+        }
+    }
+    let path = netns::netns_path(name);
+    let attached = matches!(netns::inspect(&path), Ok(NetnsFile::Attached { .. }));
+    if attached && (!record.veths.is_empty() || !record.moved_links.is_empty()) {
+        let inside = netns::in_netns(&path, || -> Result<Vec<String>, String> {
+            let mut netlink =
+                Netlink::open().map_err(|err| format!("cannot open rtnetlink socket: {err}"))?;
+            let mut failures = Vec::new();
+            for link in &record.moved_links {
+                match crate::apply::links::move_link_to_host(&mut netlink, link) {
+                    Ok(_) => tracing::info!(namespace = name, link, "moved link back to the host"),
+                    Err(err) => {
+                        failures.push(format!("cannot move link {link} back to the host: {err}"))
+                    }
+                }
+            }
+            for link in &record.veths {
+                let found = netlink.get_link(LinkId::Name(link));
+                match found {
+                    Ok(Some(found)) => {
+                        if let Err(err) = netlink.del_link(found.index) {
+                            failures.push(err.to_string());
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(err) => failures.push(err.to_string()),
+                }
+            }
+            Ok(failures)
+        });
+        match inside {
+            Ok(Ok(found)) => failures.extend(found),
+            Ok(Err(err)) => failures.push(err),
+            Err(err) => failures.push(err.to_string()),
+        }
+    }
+    // Host ends vanish with their pairs; one still present (its namespace end was moved away,
+    // say) is deleted here.
+    if !record.host_links.is_empty() {
+        match Netlink::open() {
+            Ok(mut netlink) => {
+                for link in &record.host_links {
+                    if let Ok(Some(found)) = netlink.get_link(LinkId::Name(link)) {
+                        if found.kind.as_deref() == Some("veth") {
+                            if let Err(err) = netlink.del_link(found.index) {
+                                failures.push(err.to_string());
+                            }
+                        }
+                    }
+                }
+            }
+            Err(err) => failures.push(format!("cannot open rtnetlink socket: {err}")),
+        }
+    }
+    failures
+}
+
+/// Rebuilds the host table from the records that remain, restores net.ipv4.ip_forward when no
+/// rule needs it any more, and deletes the bridges netnsctl made once no namespace is left.
+fn update_host() -> Vec<String> {
+    let mut failures = Vec::new();
+    let Ok(mut host) = state::read_host_record() else {
+        return failures;
+    };
+    let mut rules = BTreeMap::new();
+    let remaining = state::recorded_namespaces().unwrap_or_default();
+    for name in &remaining {
+        if let Ok(Some(record)) = state::read_record(name) {
+            if !record.host_rules.is_empty() {
+                rules.insert(name.clone(), record.host_rules);
+            }
+        }
+    }
+    if host.table_digest.is_some() {
+        match links::render_host_table(&rules) {
+            Some(text) => match nft::replace_table("inet", links::HOST_TABLE, &text) {
+                Ok(()) => {
+                    host.table_digest = Some(crate::desired::hex_digest(text.as_bytes()));
+                    host.table_listing_digest = nft::list_table("inet", links::HOST_TABLE)
+                        .ok()
+                        .flatten()
+                        .map(|listing| crate::desired::hex_digest(listing.as_bytes()));
+                }
+                Err(err) => failures.push(format!("cannot reload the host table: {err}")),
+            },
+            None => match nft::delete_table("inet", links::HOST_TABLE) {
+                Ok(()) => {
+                    host.table_digest = None;
+                    host.table_listing_digest = None;
+                }
+                Err(err) => failures.push(format!("cannot delete the host table: {err}")),
+            },
+        }
+    }
+    if rules.is_empty() {
+        if let Some(before) = host.ip_forward_before.take() {
+            if let Err(err) = sysctl::write("net.ipv4.ip_forward", &before) {
+                failures.push(format!(
+                    "cannot restore net.ipv4.ip_forward = {before}: {err}"
+                ));
+                host.ip_forward_before = Some(before);
+            }
+        }
+    }
+    if remaining.is_empty() && !host.bridges.is_empty() {
+        match Netlink::open() {
+            Ok(mut netlink) => {
+                let mut kept = Vec::new();
+                for bridge in &host.bridges {
+                    let deleted = match netlink.get_link(LinkId::Name(bridge)) {
+                        Ok(Some(found)) => {
+                            netlink.del_link(found.index).map_err(|err| err.to_string())
+                        }
+                        Ok(None) => Ok(()),
+                        Err(err) => Err(err.to_string()),
+                    };
+                    if let Err(err) = deleted {
+                        failures.push(err);
+                        kept.push(bridge.clone());
+                    } else {
+                        tracing::info!(bridge = bridge.as_str(), "deleted bridge");
+                    }
+                }
+                host.bridges = kept;
+            }
+            Err(err) => failures.push(format!("cannot open rtnetlink socket: {err}")),
+        }
+    }
+    if let Err(err) = state::write_host_record(&host) {
+        failures.push(format!("cannot write host state record: {err}"));
+    }
+    failures
 }
 
 /// Removes /etc/netns/NAME/resolv.conf and the directory when nothing else is in it. Files other

@@ -63,6 +63,9 @@ pub(super) fn execute(desired: &Desired, plan: &Plan) -> bool {
     for step in &outcome.applied {
         println!("{step}");
     }
+    for note in &outcome.notes {
+        println!("{note}");
+    }
     for failure in &outcome.failures {
         eprintln!("error: {failure}");
     }

@@ -38,14 +38,25 @@ pub fn status(global: &GlobalArgs, names: &[String], json: bool) -> u8 {
     let observed = observe::observe(&desired);
     let processes: HashMap<(u64, u64), Vec<procs::Process>> = procs::processes_by_netns();
 
+    // One plan for everything, split by namespace: the host table depends on every namespace.
+    let full = plan::plan(&desired, &observed);
     let mut statuses = Vec::new();
-    for (name, spec) in &desired.namespaces {
+    for name in desired.namespaces.keys() {
         let seen = &observed.namespaces[name];
-        let mut one = crate::desired::Desired::default();
-        one.namespaces.insert(name.clone(), spec.clone());
-        let mut single = observe::Observed::default();
-        single.namespaces.insert(name.clone(), seen.clone());
-        let plan = plan::plan(&one, &single);
+        let plan = plan::Plan {
+            steps: full
+                .steps
+                .iter()
+                .filter(|step| step.namespace() == name)
+                .cloned()
+                .collect(),
+            notes: full
+                .notes
+                .iter()
+                .filter(|note| &note.namespace == name)
+                .cloned()
+                .collect(),
+        };
         let count = match seen.file {
             Some(NetnsFile::Attached { dev, ino }) => {
                 processes.get(&(dev, ino)).map_or(0, Vec::len)
@@ -94,8 +105,26 @@ pub fn status(global: &GlobalArgs, names: &[String], json: bool) -> u8 {
         }
     }
 
+    // Host steps (bridges, the host table) belong to no single namespace.
+    let host_drift: Vec<Step> = full
+        .steps
+        .iter()
+        .filter(|step| step.namespace() == plan::HOST)
+        .cloned()
+        .collect();
+    let host_notes: Vec<Note> = full
+        .notes
+        .iter()
+        .filter(|note| note.namespace == plan::HOST)
+        .cloned()
+        .collect();
+
     if json {
-        let output = serde_json::json!({ "version": JSON_VERSION, "namespaces": statuses });
+        let output = serde_json::json!({
+            "version": JSON_VERSION,
+            "namespaces": statuses,
+            "host": { "in_sync": host_drift.is_empty(), "drift": host_drift, "notes": host_notes },
+        });
         println!(
             "{}",
             serde_json::to_string_pretty(&output).expect("status serializes")
@@ -126,6 +155,20 @@ pub fn status(global: &GlobalArgs, names: &[String], json: bool) -> u8 {
             println!("  drift: {step}");
         }
         for note in &status.notes {
+            println!("  note: {}", note.message);
+        }
+    }
+    if !host_drift.is_empty() || !host_notes.is_empty() {
+        let sync = if host_drift.is_empty() {
+            "in sync".to_owned()
+        } else {
+            format!("{} change(s) pending", host_drift.len())
+        };
+        println!("host: {sync}");
+        for step in &host_drift {
+            println!("  drift: {step}");
+        }
+        for note in &host_notes {
             println!("  note: {}", note.message);
         }
     }

@@ -189,6 +189,13 @@ pub fn validate(loaded: &LoadedConfig) -> Result<(), ConfigErrors> {
                 format!("invalid namespace name: use {NAMESPACE_NAME_RULE}"),
             );
         }
+        if name == "host" {
+            checker.error(
+                key.clone(),
+                "\"host\"",
+                "the name \"host\" stands for the host namespace in `underlay`: choose another name",
+            );
+        }
         check_namespace(&mut checker, config, name, ns, &key);
         check_links(&mut checker, config, name, ns, &key, &mut host_links);
         for (i, mapping) in ns.port_mapping.iter().enumerate() {
@@ -211,19 +218,39 @@ pub fn validate(loaded: &LoadedConfig) -> Result<(), ConfigErrors> {
                     ),
                 );
             }
-            let has_host_veth = ns.veth.iter().any(|v| {
+            let host_veth = ns.veth.iter().find(|v| {
                 v.peer_namespace.is_none() && v.addresses.iter().any(|a| a.addr().is_ipv4())
             });
-            if !has_host_veth {
-                checker.error(
+            match host_veth {
+                None => checker.error(
                     mkey,
                     format!("{}:{}", mapping.protocol, mapping.host_port),
                     "a port mapping needs a veth to the host with an IPv4 address in `addresses`",
-                );
+                ),
+                Some(veth) => {
+                    // Connections from the host's loopback are source-NATed to the address of
+                    // the host link they leave through, so that link needs an IPv4 address.
+                    let host_v4 = match &veth.peer_bridge {
+                        Some(bridge) => config
+                            .bridges
+                            .get(bridge)
+                            .is_some_and(|b| b.addresses.iter().any(|a| a.addr().is_ipv4())),
+                        None => veth.peer_addresses.iter().any(|a| a.addr().is_ipv4()),
+                    };
+                    if !host_v4 {
+                        checker.error(
+                            mkey,
+                            format!("{}:{}", mapping.protocol, mapping.host_port),
+                            "the host end of the mapped veth needs an IPv4 address: add one to \
+                             `peer_addresses`, or to the bridge's `addresses`",
+                        );
+                    }
+                }
             }
         }
     }
 
+    check_link_ownership(&mut checker, config);
     checker.errors.extend(super::units::check(loaded));
 
     if checker.errors.is_empty() {
@@ -535,6 +562,52 @@ fn check_links<'c>(
                     format!("{rkey}.dev"),
                     format!("{dev:?}"),
                     format!("no link of that name in namespace {name:?}: use a veth, wireguard or interfaces name"),
+                );
+            }
+        }
+    }
+}
+
+/// Checks links that live in one namespace but are declared elsewhere: the peer end of a
+/// namespace-to-namespace veth must not collide with the peer namespace's own links, and a host
+/// link may be moved by `interfaces` into one namespace only.
+fn check_link_ownership(checker: &mut Checker, config: &Config) {
+    let mut moved: BTreeMap<&str, String> = BTreeMap::new();
+    for (name, ns) in &config.namespaces {
+        for (i, link) in ns.interfaces.iter().enumerate() {
+            let key = format!("namespaces.{}.interfaces[{i}]", key_part(name));
+            if let Some(previous) = moved.insert(link, key.clone()) {
+                checker.error(
+                    key,
+                    format!("{link:?}"),
+                    format!("the link is already moved by {previous}"),
+                );
+            }
+        }
+    }
+    let mut peer_ends: BTreeMap<(&str, &str), String> = BTreeMap::new();
+    for (name, ns) in &config.namespaces {
+        for (i, veth) in ns.veth.iter().enumerate() {
+            let Some(peer_ns) = veth.peer_namespace.as_deref() else {
+                continue;
+            };
+            let key = format!("namespaces.{}.veth[{i}].peer", key_part(name));
+            let Some(other) = config.namespaces.get(peer_ns) else {
+                continue;
+            };
+            let own_links = other
+                .veth
+                .iter()
+                .map(|v| v.name.as_str())
+                .chain(other.wireguard.keys().map(String::as_str))
+                .chain(other.interfaces.iter().map(String::as_str));
+            let clash = veth.peer == "lo" || own_links.into_iter().any(|link| link == veth.peer);
+            let previous = peer_ends.insert((peer_ns, veth.peer.as_str()), key.clone());
+            if clash || previous.is_some() {
+                checker.error(
+                    key,
+                    format!("{:?}", veth.peer),
+                    format!("interface name already used in namespace {peer_ns:?}: rename `peer`"),
                 );
             }
         }

@@ -10,3 +10,4 @@ pub mod netns;
 pub mod nft;
 pub mod procs;
 pub mod sysctl;
+pub mod wireguard;

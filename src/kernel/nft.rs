@@ -163,6 +163,40 @@ pub fn run_script(script: &str, label: &str) -> Result<(), NftError> {
     run_script_text(script, label, false).map(drop)
 }
 
+/// Returns the listing of one table, or `None` when it does not exist.
+pub fn list_table(family: &str, name: &str) -> Result<Option<String>, NftError> {
+    match run(&["list", "table", family, name], "", "list") {
+        Ok(listing) => Ok(Some(listing)),
+        Err(NftError::Rejected { message }) if message.contains("No such file or directory") => {
+            Ok(None)
+        }
+        Err(err) => Err(err),
+    }
+}
+
+/// Builds the script that replaces one table in one transaction: `add table` first, so that the
+/// `delete table` after it succeeds whether or not the table existed. Other tables stay as they
+/// are.
+pub fn replace_table_script(family: &str, name: &str, table: &str) -> String {
+    format!("add table {family} {name}\ndelete table {family} {name}\n{table}")
+}
+
+/// Replaces (or creates) one table atomically in the calling thread's namespace.
+pub fn replace_table(family: &str, name: &str, table: &str) -> Result<(), NftError> {
+    run_script(
+        &replace_table_script(family, name, table),
+        &format!("table {family} {name}"),
+    )
+}
+
+/// Deletes one table in the calling thread's namespace; a missing table is not an error.
+pub fn delete_table(family: &str, name: &str) -> Result<(), NftError> {
+    run_script(
+        &format!("add table {family} {name}\ndelete table {family} {name}\n"),
+        &format!("table {family} {name}"),
+    )
+}
+
 const NFNL_SUBSYS_NFTABLES: u16 = 10;
 const NFT_MSG_GETGEN: u16 = 16;
 const NFT_MSG_NEWGEN: u16 = 15;

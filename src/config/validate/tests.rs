@@ -20,6 +20,23 @@ fn errors(text: &str) -> Vec<String> {
 
 /// (config text, fragment the message must contain)
 const INVALID: &[(&str, &str)] = &[
+    ("[namespaces.host]\n", "namespaces.host = \"host\": the name \"host\""),
+    (
+        "[namespaces.web]\n[[namespaces.web.veth]]\nname = \"eth0\"\npeer = \"ve-web\"\n\
+         addresses = [\"10.77.0.2/30\"]\n[[namespaces.web.port_mapping]]\nprotocol = \"tcp\"\n\
+         host_port = 8080\nport = 80\n",
+        "the host end of the mapped veth needs an IPv4 address",
+    ),
+    (
+        "[namespaces.web]\n[[namespaces.web.veth]]\nname = \"to-db\"\npeer = \"x\"\n\
+         [namespaces.db]\n[[namespaces.db.veth]]\nname = \"to-web\"\npeer = \"to-db\"\n\
+         peer_namespace = \"web\"\n",
+        "namespaces.db.veth[0].peer = \"to-db\": interface name already used in namespace \"web\"",
+    ),
+    (
+        "[namespaces.a]\ninterfaces = [\"eth1\"]\n[namespaces.b]\ninterfaces = [\"eth1\"]\n",
+        "namespaces.b.interfaces[0] = \"eth1\": the link is already moved by namespaces.a.interfaces[0]",
+    ),
     ("[namespaces.vpn\n", "line 1"),
     ("[namespaces.vpn]\ncolour = 1\n", "unknown field `colour`"),
     ("[namespaces.vpn]\nadopt = \"yes\"\n", "invalid type"),
