@@ -86,8 +86,17 @@ pub fn observe(desired: &Desired) -> Observed {
 pub fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
     let workers = std::thread::available_parallelism()
         .map_or(2, |n| n.get())
-        .clamp(2, 8)
-        .min(items.len().max(1));
+        .clamp(2, 8);
+    parallel_map_on(workers, items, f)
+}
+
+/// Runs `f` over `items` on up to `workers` threads and returns the results in order.
+pub fn parallel_map_on<T: Sync, R: Send>(
+    workers: usize,
+    items: &[T],
+    f: impl Fn(&T) -> R + Sync,
+) -> Vec<R> {
+    let workers = workers.max(1).min(items.len().max(1));
     let next = std::sync::atomic::AtomicUsize::new(0);
     let mut results: Vec<Option<R>> = Vec::new();
     results.resize_with(items.len(), || None);

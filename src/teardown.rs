@@ -10,6 +10,7 @@ use crate::kernel::netlink::{LinkId, Netlink};
 use crate::kernel::netns::{self, NetnsFile};
 use crate::kernel::procs::{self, Process};
 use crate::kernel::{files, nft, sysctl};
+use crate::observe::parallel_map_on;
 use crate::state::{self, Record};
 
 /// What `down` did.
@@ -24,91 +25,151 @@ pub struct Teardown {
 /// inside is kept unless `force`, in which case it is unregistered and lives on until its last
 /// process exits. The calling process does not count: `ExecStop=` of netns-NAME.service runs
 /// `netnsctl down NAME` inside the namespace it removes.
+///
+/// Names are checked one after another, then the links of all checked namespaces are removed in
+/// parallel, then each namespace is unregistered in the order given. Messages come out in the
+/// order of `names`.
 pub fn down(names: &[String], force: bool) -> Teardown {
-    let mut result = Teardown::default();
     let mut processes: Option<HashMap<(u64, u64), Vec<Process>>> = None;
-    for name in names {
-        let record = match state::read_record(name) {
-            Ok(Some(record)) => record,
-            Ok(None) => {
-                result.failures.push(format!(
-                    "{name}: not created by netnsctl (no record in {}); left alone",
-                    state::STATE_DIR
-                ));
-                continue;
-            }
-            Err(err) => {
-                result.failures.push(format!("{name}: {err}"));
-                continue;
-            }
-        };
-        let path = netns::netns_path(name);
-        match netns::inspect(&path) {
-            Ok(NetnsFile::Attached { dev, ino }) => {
-                let own_pid = std::process::id();
-                let inside: Vec<Process> = processes
-                    .get_or_insert_with(procs::processes_by_netns)
-                    .get(&(dev, ino))
-                    .map(|list| list.iter().filter(|p| p.pid != own_pid).cloned().collect())
-                    .unwrap_or_default();
-                if !inside.is_empty() {
-                    let list = inside
-                        .iter()
-                        .map(|p| format!("{} ({})", p.pid, p.command))
-                        .collect::<Vec<_>>()
-                        .join(", ");
-                    if !force {
-                        result.failures.push(format!(
-                            "{name}: {} process(es) inside: {list}; stop them or use --force",
-                            inside.len()
-                        ));
-                        continue;
-                    }
-                    result.warnings.push(format!(
-                        "{name}: unregistered with processes still inside ({list}); the namespace lives until they exit"
-                    ));
-                }
-            }
-            Ok(_) => {}
-            Err(err) => {
-                result
-                    .failures
-                    .push(format!("{name}: cannot inspect {}: {err}", path.display()));
-                continue;
-            }
-        }
-        let link_failures = remove_links(name, &record);
-        if !link_failures.is_empty() {
-            result.failures.extend(
-                link_failures
+    let mut entries: Vec<Entry> = names
+        .iter()
+        .map(|name| check(name, force, &mut processes))
+        .collect();
+
+    let pending: Vec<(usize, &Record)> = entries
+        .iter()
+        .enumerate()
+        .filter_map(|(i, entry)| entry.record.as_ref().map(|record| (i, record)))
+        .collect();
+    let link_failures = parallel_map_on(LINK_WORKERS, &pending, |(i, record)| {
+        remove_links(&names[*i], record)
+    });
+    let link_failures: Vec<(usize, Vec<String>)> =
+        pending.iter().map(|(i, _)| *i).zip(link_failures).collect();
+    for (i, failures) in link_failures {
+        let name = &names[i];
+        let entry = &mut entries[i];
+        entry.record = None;
+        if !failures.is_empty() {
+            entry.result.failures.extend(
+                failures
                     .into_iter()
                     .map(|failure| format!("{name}: {failure}")),
             );
             continue;
         }
-        if let Err(err) = netns::remove(&path) {
-            result.failures.push(format!("{name}: {err}"));
-            continue;
-        }
-        crate::apply::step_boundary();
-        if let Err(err) = remove_etc_files(name) {
-            result.failures.push(format!("{name}: {err}"));
-            continue;
-        }
-        crate::apply::step_boundary();
-        if let Err(err) = state::remove_record(name) {
-            result
-                .failures
-                .push(format!("{name}: cannot remove state record: {err}"));
-            continue;
-        }
-        tracing::info!(namespace = name.as_str(), "removed namespace");
-        result.removed.push(name.clone());
+        unregister(name, &mut entry.result);
+    }
+
+    let mut result = Teardown::default();
+    for entry in entries {
+        result.removed.extend(entry.result.removed);
+        result.warnings.extend(entry.result.warnings);
+        result.failures.extend(entry.result.failures);
     }
     if !result.removed.is_empty() {
         result.failures.extend(update_host());
     }
     result
+}
+
+/// Threads that remove links in parallel. Deleting a link waits for RCU grace periods (about
+/// 20 to 30 ms per veth pair measured on Linux 6.18) while using almost no CPU, so these waits
+/// overlap well beyond the number of CPUs.
+const LINK_WORKERS: usize = 64;
+
+/// One name's progress through `down`.
+struct Entry {
+    result: Teardown,
+    /// The record of a namespace that passed the checks and is still to be removed.
+    record: Option<Record>,
+}
+
+/// Checks that `name` may be removed: it has a record and no processes inside (unless `force`).
+fn check(
+    name: &str,
+    force: bool,
+    processes: &mut Option<HashMap<(u64, u64), Vec<Process>>>,
+) -> Entry {
+    let mut entry = Entry {
+        result: Teardown::default(),
+        record: None,
+    };
+    let result = &mut entry.result;
+    let record = match state::read_record(name) {
+        Ok(Some(record)) => record,
+        Ok(None) => {
+            result.failures.push(format!(
+                "{name}: not created by netnsctl (no record in {}); left alone",
+                state::STATE_DIR
+            ));
+            return entry;
+        }
+        Err(err) => {
+            result.failures.push(format!("{name}: {err}"));
+            return entry;
+        }
+    };
+    let path = netns::netns_path(name);
+    match netns::inspect(&path) {
+        Ok(NetnsFile::Attached { dev, ino }) => {
+            let own_pid = std::process::id();
+            let inside: Vec<Process> = processes
+                .get_or_insert_with(procs::processes_by_netns)
+                .get(&(dev, ino))
+                .map(|list| list.iter().filter(|p| p.pid != own_pid).cloned().collect())
+                .unwrap_or_default();
+            if !inside.is_empty() {
+                let list = inside
+                    .iter()
+                    .map(|p| format!("{} ({})", p.pid, p.command))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                if !force {
+                    result.failures.push(format!(
+                        "{name}: {} process(es) inside: {list}; stop them or use --force",
+                        inside.len()
+                    ));
+                    return entry;
+                }
+                result.warnings.push(format!(
+                    "{name}: unregistered with processes still inside ({list}); the namespace lives until they exit"
+                ));
+            }
+        }
+        Ok(_) => {}
+        Err(err) => {
+            result
+                .failures
+                .push(format!("{name}: cannot inspect {}: {err}", path.display()));
+            return entry;
+        }
+    }
+    entry.record = Some(record);
+    entry
+}
+
+/// Unregisters the namespace, removes its /etc/netns files and then its record.
+fn unregister(name: &str, result: &mut Teardown) {
+    let path = netns::netns_path(name);
+    if let Err(err) = netns::remove(&path) {
+        result.failures.push(format!("{name}: {err}"));
+        return;
+    }
+    crate::apply::step_boundary();
+    if let Err(err) = remove_etc_files(name) {
+        result.failures.push(format!("{name}: {err}"));
+        return;
+    }
+    crate::apply::step_boundary();
+    if let Err(err) = state::remove_record(name) {
+        result
+            .failures
+            .push(format!("{name}: cannot remove state record: {err}"));
+        return;
+    }
+    tracing::info!(namespace = name, "removed namespace");
+    result.removed.push(name.to_owned());
 }
 
 /// Removes what netnsctl made for a namespace besides the namespace itself: WireGuard links

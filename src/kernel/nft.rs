@@ -152,10 +152,15 @@ pub fn flush_ruleset() -> Result<(), NftError> {
 
 /// Returns the ruleset of the calling thread's namespace as nft prints it.
 pub fn list_ruleset() -> Result<String, NftError> {
+    run_command(&["list", "ruleset"])
+}
+
+/// Runs one nft command given as arguments, like `nft list ruleset`. Returns its output.
+fn run_command(args: &[&str]) -> Result<String, NftError> {
     #[cfg(feature = "libnftables")]
-    return run_script_text("list ruleset\n", "list", false);
+    return run_script_text(&format!("{}\n", args.join(" ")), "list", false);
     #[cfg(not(feature = "libnftables"))]
-    run(&["list", "ruleset"], "", "list")
+    run(args, "", "list")
 }
 
 /// Runs an nft script as given, e.g. one that replaces a single table.
@@ -165,7 +170,7 @@ pub fn run_script(script: &str, label: &str) -> Result<(), NftError> {
 
 /// Returns the listing of one table, or `None` when it does not exist.
 pub fn list_table(family: &str, name: &str) -> Result<Option<String>, NftError> {
-    match run(&["list", "table", family, name], "", "list") {
+    match run_command(&["list", "table", family, name]) {
         Ok(listing) => Ok(Some(listing)),
         Err(NftError::Rejected { message }) if message.contains("No such file or directory") => {
             Ok(None)
