@@ -268,4 +268,42 @@ mod tests {
         assert!(!glob_match("eth?", "eth10"));
         assert!(glob_match("e*0", "eth10"));
     }
+
+    /// Keys of every kind `read` tells apart: values, a missing key in an existing directory, a
+    /// missing directory, a write-only entry, and a key that is read-only in a child namespace.
+    const KEYS: [&str; 7] = [
+        "net.ipv4.ip_forward",
+        "net.ipv6.conf.all.forwarding",
+        "net.ipv4.conf.lo.rp_filter",
+        "net.ipv4.no_such_key",
+        "net.no_such_directory.key",
+        "net.ipv4.route.flush",
+        "net.core.rmem_max",
+    ];
+
+    #[test]
+    fn net_dir_matches_absolute_paths() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("SKIP: net_dir_matches_absolute_paths needs root");
+            return;
+        }
+        crate::kernel::netns::on_thread(|| {
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).expect("unshare");
+            let mut dir = NetDir::new();
+            for key in KEYS {
+                assert_eq!(dir.read(key).unwrap(), read(key).unwrap(), "read {key}");
+            }
+
+            dir.write("net.ipv4.conf.all.rp_filter", "2").unwrap();
+            assert_eq!(
+                read("net.ipv4.conf.all.rp_filter").unwrap(),
+                SysctlState::Value("2".into())
+            );
+            for key in ["net.ipv4.no_such_key", "net.no_such_directory.key"] {
+                let relative = dir.write(key, "1").unwrap_err().kind();
+                let absolute = write(key, "1").unwrap_err().kind();
+                assert_eq!(relative, absolute, "write {key}");
+            }
+        });
+    }
 }
