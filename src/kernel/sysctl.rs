@@ -284,6 +284,11 @@ mod tests {
     #[test]
     fn net_dir_matches_absolute_paths() {
         if !nix::unistd::geteuid().is_root() {
+            assert_ne!(
+                std::env::var("NETNSCTL_REQUIRE_ROOT").as_deref(),
+                Ok("1"),
+                "net_dir_matches_absolute_paths needs root and NETNSCTL_REQUIRE_ROOT=1 forbids skipping it"
+            );
             eprintln!("SKIP: net_dir_matches_absolute_paths needs root");
             return;
         }
