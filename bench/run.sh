@@ -89,6 +89,20 @@ verify() {
     done
 }
 
+# Prints the mean wall time of deleting one veth pair with RTM_DELLINK, one after another.
+measure_link_delete() {
+    local i t0 t1
+    for i in 1 2 3 4 5; do
+        ip link add "del$i" type veth peer name "del${i}p"
+    done
+    t0=$(now_ms)
+    for i in 1 2 3 4 5; do
+        ip link delete "del$i"
+    done
+    t1=$(now_ms)
+    awk -v a="$t0" -v b="$t1" 'BEGIN { printf "link_delete_ms=%.1f\n", (b - a) / 5 }'
+}
+
 work=""
 inside() {
     local method=$1 count=$2 variant=$3
@@ -110,10 +124,12 @@ inside() {
         echo "apply_ms=$(elapsed "$t0" "$t1")"
         echo "rss_kib=$(tail -n1 "$work/rss")"
         echo "problem=$(verify "$count" "$variant" | tr " " "_")"
+        "$out_dir/lookup-cost" "/run/netns/$(printf '%s%04d' "$prefix" "$count")"
         t2=$(now_ms)
         "$out_dir/floor" teardown "$prefix" "$count"
         t3=$(now_ms)
         echo "teardown_ms=$(elapsed "$t2" "$t3")"
+        measure_link_delete
         ;;
     netnsctl | netnsctl-libnftables)
         local binary="$out_dir/$method"
@@ -170,6 +186,7 @@ methods=${METHODS:-floor netnsctl netnsctl-libnftables shell}
 mkdir -p "$out_dir"
 
 cc -O2 -Wall -o "$out_dir/floor" "$bench_dir/floor.c" -lnftables
+cc -O2 -Wall -o "$out_dir/lookup-cost" "$bench_dir/lookup-cost.c"
 if [ "${NETNSCTL_BUILD:-1}" = 1 ]; then
     (cd "$repo_dir" && cargo build --release --quiet)
     cp "$repo_dir/target/release/netnsctl" "$out_dir/netnsctl"

@@ -51,8 +51,8 @@ def main():
     for variant in sorted({key[0] for key in groups}):
         counts = sorted({key[1] for key in groups if key[0] == variant})
         print(f"\n## {variant}: ms per namespace, median (min-max) of {max(len(v) for v in groups.values())} runs\n")
-        print("| N | method | apply | no-op apply | teardown | peak RSS MiB | apply / floor | shell / this | teardown / floor |")
-        print("|---|---|---|---|---|---|---|---|---|")
+        print("| N | method | apply | no-op apply | teardown | peak RSS MiB | apply / floor | shell / this | teardown / floor | checks |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
         for n in counts:
             floor_apply = median((variant, n, "floor"), "apply_ms")
             floor_teardown = median((variant, n, "floor"), "teardown_ms")
@@ -68,10 +68,12 @@ def main():
                 shell_ratio = f"{shell_apply / apply:.1f}" if apply and shell_apply and method != "shell" else "-"
                 teardown_ratio = f"{teardown / floor_teardown:.2f}" if teardown and floor_teardown else "-"
                 rss_text = f"{max(rss) / 1024:.1f}" if rss else "-"
+                failed = [row for row in groups[key] if row.get("problem") or row.get("left", "0") != "0"]
+                checks = f"FAILED in {len(failed)} runs" if failed else "ok"
                 print(
                     f"| {n} | {method} | {summarize(values(key, 'apply_ms'))} "
                     f"| {summarize(values(key, 'noop_ms'))} | {summarize(values(key, 'teardown_ms'))} "
-                    f"| {rss_text} | {ratio} | {shell_ratio} | {teardown_ratio} |"
+                    f"| {rss_text} | {ratio} | {shell_ratio} | {teardown_ratio} | {checks} |"
                 )
         if len(counts) >= 2:
             low, high = counts[0], counts[-1]
@@ -81,6 +83,18 @@ def main():
                 b = median((variant, high, method), "apply_ms")
                 if a and b:
                     print(f"- {method}: {b / a:.2f}x")
+        print("\nCosts that bound the figures (from the floor runs):")
+        for n in counts:
+            lookup = values((variant, n, "floor"), "lookup_us", per_ns=False)
+            baseline = values((variant, n, "floor"), "baseline_us", per_ns=False)
+            if lookup:
+                print(
+                    f"- N={n}: lookup of /proc/sys/net/ipv4 {summarize(lookup)} µs "
+                    f"(of /proc/sys/net {summarize(baseline)} µs)"
+                )
+        deletes = [float(row["link_delete_ms"]) for row in rows if row.get("variant") == variant and "link_delete_ms" in row]
+        if deletes:
+            print(f"- deleting one veth pair (ip link delete, one after another): {summarize(deletes)} ms")
         totals = [
             (n, method, statistics.median(values((variant, n, method), "noop_ms", per_ns=False)))
             for n in counts
