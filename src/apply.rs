@@ -58,6 +58,11 @@ pub fn step_boundary() {
     }
 }
 
+/// Returns the number of steps finished, failed or skipped since the process started.
+pub fn steps_done() -> usize {
+    STEPS_DONE.load(Ordering::SeqCst)
+}
+
 /// Carries out `plan` for the namespaces in `desired`: first each namespace's own steps, in
 /// parallel, then the link steps in plan order, because links join namespaces.
 pub fn apply(desired: &Desired, plan: &Plan) -> Outcome {
@@ -180,6 +185,10 @@ fn run_inside(spec: &NamespaceSpec, steps: &[&Step], record: &mut Record, outcom
     let name = spec.name.as_str();
     let mut netlink: Option<Netlink> = None;
     let mut net_dir: Option<sysctl::NetDir> = None;
+    match netns::current_thread_netns() {
+        Ok((_, ino)) => record.netns_inode = Some(ino),
+        Err(err) => tracing::warn!(namespace = name, "cannot read the namespace inode: {err}"),
+    }
     for step in steps {
         let result = match step {
             Step::SetLinkUp { link, .. } => set_link_up(&mut netlink, link),

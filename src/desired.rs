@@ -24,13 +24,16 @@ pub struct Ruleset {
     pub text: String,
     /// Replaces `/dev/stdin` in nft's messages: a file path, or the config file and key.
     pub label: String,
-    /// SHA-256 of `text`, hex.
+    /// SHA-256 of `text` and of the files it includes, hex.
     pub digest: String,
 }
 
 impl Ruleset {
     pub fn new(text: String, label: String) -> Self {
-        let digest = hex_digest(text.as_bytes());
+        let mut hasher = Sha256::new();
+        hasher.update(text.as_bytes());
+        hash_includes(&text, &mut hasher, 0);
+        let digest = hex_string(&hasher.finalize());
         Ruleset {
             text,
             label,
@@ -41,7 +44,10 @@ impl Ruleset {
 
 /// Returns the SHA-256 of `bytes` in hex.
 pub fn hex_digest(bytes: &[u8]) -> String {
-    let digest = Sha256::digest(bytes);
+    hex_string(&Sha256::digest(bytes))
+}
+
+fn hex_string(digest: &[u8]) -> String {
     let mut hex = String::with_capacity(64);
     for byte in digest {
         let _ = write!(hex, "{byte:02x}");
@@ -186,17 +192,20 @@ pub fn resolve(
         }
 
         let ruleset = if let Some(text) = &ns.nftables {
+            let nftables_key = format!("{key}.nftables");
+            let file = loaded.file_of(&nftables_key).display();
             Some(Ruleset::new(
                 text.clone(),
-                format!("{}: {key}.nftables", path.display()),
+                format!("{file}: {nftables_key}"),
             ))
         } else if let Some(file) = &ns.nftables_file {
             match read_ruleset_file(file) {
                 Ok(text) => Some(Ruleset::new(text, file.display().to_string())),
                 Err(message) => {
+                    let file_key = format!("{key}.nftables_file");
                     errors.push(ConfigError::key(
-                        path,
-                        format!("{key}.nftables_file"),
+                        loaded.file_of(&file_key),
+                        file_key,
                         format!("{:?}", file.display().to_string()),
                         message,
                     ));
@@ -209,9 +218,10 @@ pub fn resolve(
             match listed {
                 Ok(text) => Some(Ruleset::new(text.clone(), "host ruleset".into())),
                 Err(message) => {
+                    let host_key = format!("{key}.nftables_from_host");
                     errors.push(ConfigError::key(
-                        path,
-                        format!("{key}.nftables_from_host"),
+                        loaded.file_of(&host_key),
+                        host_key,
                         true,
                         format!("cannot read the host ruleset: {message}"),
                     ));
@@ -414,7 +424,111 @@ fn read_key_file(file: &Path) -> Result<Secret, String> {
     Ok(Secret(key.to_owned()))
 }
 
+/// Largest ruleset file netnsctl reads.
+const MAX_RULESET_BYTES: u64 = 64 << 20;
+
 fn read_ruleset_file(file: &Path) -> Result<String, String> {
-    let bytes = std::fs::read(file).map_err(|err| format!("cannot read ruleset file: {err}"))?;
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+
+    // O_NONBLOCK: a FIFO at the path must not block the run; the type check rejects it.
+    let mut opened = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(file)
+        .map_err(|err| format!("cannot read ruleset file: {err}"))?;
+    let meta = opened
+        .metadata()
+        .map_err(|err| format!("cannot read ruleset file: {err}"))?;
+    if !meta.is_file() {
+        return Err("not a regular file; give the path of an nft ruleset file".into());
+    }
+    if meta.len() > MAX_RULESET_BYTES {
+        return Err(format!(
+            "the file has {} bytes; a ruleset file may have at most {MAX_RULESET_BYTES}",
+            meta.len()
+        ));
+    }
+    let mut bytes = Vec::new();
+    opened
+        .read_to_end(&mut bytes)
+        .map_err(|err| format!("cannot read ruleset file: {err}"))?;
     String::from_utf8(bytes).map_err(|_| "the ruleset file is not UTF-8 text".to_owned())
+}
+
+/// Default include directory of nft on Debian, where `include "NAME"` looks for a relative
+/// NAME when no `-I` is given (nft(8), "INCLUDE FILES").
+const NFT_INCLUDE_DIR: &str = "/etc";
+
+/// Appends the path and contents of every file `text` includes, recursively, to `hasher`, so
+/// that a change in an included file changes the ruleset's digest. Files that cannot be read
+/// are hashed as missing; nft reports them when the ruleset is checked.
+fn hash_includes(text: &str, hasher: &mut Sha256, depth: usize) {
+    if depth > 16 {
+        return;
+    }
+    for pattern in include_patterns(text) {
+        for path in expand_include(&pattern) {
+            hasher.update(path.as_os_str().as_encoded_bytes());
+            hasher.update([0]);
+            match read_ruleset_file(&path) {
+                Ok(included) => {
+                    hasher.update(included.as_bytes());
+                    hash_includes(&included, hasher, depth + 1);
+                }
+                Err(message) => hasher.update(message.as_bytes()),
+            }
+            hasher.update([0]);
+        }
+    }
+}
+
+/// Returns the quoted names of `include "..."` statements.
+fn include_patterns(text: &str) -> Vec<String> {
+    let mut patterns = Vec::new();
+    for line in text.lines() {
+        for statement in line.split(';') {
+            let statement = statement.trim_start();
+            let Some(rest) = statement.strip_prefix("include") else {
+                continue;
+            };
+            let Some(quoted) = rest.trim_start().strip_prefix('"') else {
+                continue;
+            };
+            if let Some(end) = quoted.find('"') {
+                patterns.push(quoted[..end].to_owned());
+            }
+        }
+    }
+    patterns
+}
+
+/// Resolves an include name as nft does: absolute as given, `./NAME` against the working
+/// directory, anything else in [`NFT_INCLUDE_DIR`]. `*` and `?` in the file name are expanded
+/// and the matches sorted.
+fn expand_include(pattern: &str) -> Vec<std::path::PathBuf> {
+    let path = if pattern.starts_with('/') || pattern.starts_with("./") {
+        std::path::PathBuf::from(pattern)
+    } else {
+        Path::new(NFT_INCLUDE_DIR).join(pattern)
+    };
+    let name = path
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if !name.contains(['*', '?']) {
+        return vec![path];
+    }
+    let dir = path.parent().unwrap_or(Path::new("/"));
+    let mut matches: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|entry| {
+            crate::kernel::sysctl::glob_match(&name, &entry.file_name().to_string_lossy())
+        })
+        .map(|entry| entry.path())
+        .collect();
+    matches.sort();
+    matches
 }

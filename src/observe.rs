@@ -24,11 +24,28 @@ pub struct ObservedNamespace {
     pub resolv_conf: Option<Vec<u8>>,
     /// Problems met while observing, e.g. a symlink at the resolv.conf path.
     pub errors: Vec<String>,
+    /// The file is a mount of the host's network namespace or of the one netnsctl runs in,
+    /// and no record says netnsctl registered it there.
+    pub host_namespace: bool,
 }
 
 impl ObservedNamespace {
     pub fn attached(&self) -> bool {
         matches!(self.file, Some(NetnsFile::Attached { .. }))
+    }
+
+    /// Returns true when a record says netnsctl created or adopted the namespace registered
+    /// under this name now, not an earlier one that was deleted since.
+    pub fn owned(&self) -> bool {
+        let Some(record) = &self.record else {
+            return false;
+        };
+        match self.file {
+            Some(NetnsFile::Attached { ino, .. }) => {
+                !self.host_namespace && record.netns_inode.is_none_or(|recorded| recorded == ino)
+            }
+            _ => true,
+        }
     }
 }
 
@@ -142,7 +159,15 @@ pub fn observe_namespace(spec: &NamespaceSpec) -> ObservedNamespace {
         Ok(content) => observed.resolv_conf = content,
         Err(err) => observed.errors.push(err.to_string()),
     }
-    if observed.attached() {
+    if let Some(NetnsFile::Attached { dev, ino }) = observed.file {
+        let recorded = observed
+            .record
+            .as_ref()
+            .and_then(|record| record.netns_inode);
+        observed.host_namespace =
+            recorded != Some(ino) && netns::host_namespaces().contains(&(dev, ino));
+    }
+    if observed.attached() && !observed.host_namespace {
         match netns::in_netns(&path, || read_inside(spec)) {
             Ok(Ok(inside)) => observed.inside = Some(inside),
             Ok(Err(err)) | Err(err) => observed

@@ -128,27 +128,32 @@ pub enum Step {
         link: String,
     },
     /// Create a WireGuard link in its underlay, configure it, and move it into the namespace.
+    #[serde(rename = "create-wireguard")]
     CreateWireGuard {
         namespace: String,
         link: String,
         underlay: Option<String>,
     },
     /// Stop a WireGuard link netnsctl created that the config no longer declares.
+    #[serde(rename = "delete-wireguard")]
     DeleteWireGuard {
         namespace: String,
         link: String,
     },
     /// Set a WireGuard link's private key and listen port.
+    #[serde(rename = "set-wireguard-interface")]
     SetWireGuardInterface {
         namespace: String,
         link: String,
     },
     /// Add or update one peer of a WireGuard link.
+    #[serde(rename = "set-wireguard-peer")]
     SetWireGuardPeer {
         namespace: String,
         link: String,
         public_key: String,
     },
+    #[serde(rename = "remove-wireguard-peer")]
     RemoveWireGuardPeer {
         namespace: String,
         link: String,
@@ -213,7 +218,7 @@ impl Step {
     }
 }
 
-/// What [`Step::namespace`] returns for steps on the host namespace alone.
+/// Name that [`Step::namespace`] returns for steps on the host namespace alone.
 pub const HOST: &str = "host";
 
 fn netns_name(netns: &Option<String>) -> String {
@@ -408,6 +413,17 @@ pub struct Note {
     pub namespace: String,
     pub level: Level,
     pub message: String,
+    /// The sysctl that a note about a skipped sysctl is about.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped_sysctl: Option<SkippedSysctl>,
+}
+
+/// A sysctl that apply leaves alone, with the reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SkippedSysctl {
+    pub key: String,
+    /// Reason for the skip, such as "does not exist in this namespace".
+    pub reason: String,
 }
 
 impl fmt::Display for Note {
@@ -445,6 +461,20 @@ fn note(plan: &mut Plan, namespace: &str, level: Level, message: String) {
         namespace: namespace.to_owned(),
         level,
         message,
+        skipped_sysctl: None,
+    });
+}
+
+/// Records a sysctl that apply skips, as a warning.
+fn note_skipped_sysctl(plan: &mut Plan, namespace: &str, key: &str, reason: &str) {
+    plan.notes.push(Note {
+        namespace: namespace.to_owned(),
+        level: Level::Warning,
+        message: format!("sysctl {key} {reason}; skipped"),
+        skipped_sysctl: Some(SkippedSysctl {
+            key: key.to_owned(),
+            reason: reason.to_owned(),
+        }),
     });
 }
 
@@ -455,7 +485,35 @@ fn plan_namespace(spec: &NamespaceSpec, seen: &ObservedNamespace, plan: &mut Pla
     for error in &seen.errors {
         note(plan, name, Level::Warning, error.clone());
     }
-    let owned = seen.record.is_some();
+    if seen.host_namespace {
+        note(
+            plan,
+            name,
+            Level::Warning,
+            format!(
+                "/run/netns/{name} is the host's network namespace or the one netnsctl runs in; \
+                 left alone (remove it with `umount /run/netns/{name}` and `rm /run/netns/{name}`)"
+            ),
+        );
+        return None;
+    }
+    // A record whose namespace inode differs belongs to a namespace that no longer exists:
+    // someone else registered another one under the same name since.
+    let owned = seen.owned();
+    let replaced = seen.record.is_some() && !owned;
+    if replaced && !spec.adopt {
+        note(
+            plan,
+            name,
+            Level::Warning,
+            format!(
+                "the namespace at /run/netns/{name} is not the one netnsctl created (it was \
+                 deleted and registered again outside netnsctl); left alone (set adopt = true \
+                 in [namespaces.{name}] to manage it)"
+            ),
+        );
+        return None;
+    }
     let fresh = match seen.file {
         Some(NetnsFile::Missing) | None => {
             plan.steps.push(Step::CreateNamespace {
@@ -515,8 +573,10 @@ fn plan_namespace(spec: &NamespaceSpec, seen: &ObservedNamespace, plan: &mut Pla
         });
     }
 
+    // The firewall goes in before sysctls such as ip_forward open the namespace up, so an
+    // interrupted run never leaves forwarding on without the ruleset.
+    plan_ruleset(spec, seen, inside, fresh || replaced, plan);
     plan_sysctls(spec, inside, plan);
-    plan_ruleset(spec, seen, inside, fresh, plan);
 
     let resolv_current = if fresh {
         None
@@ -557,21 +617,11 @@ fn plan_sysctls(spec: &NamespaceSpec, inside: Option<&crate::observe::Inside>, p
             Some(inside) => match inside.sysctls.get(&key) {
                 Some(SysctlState::Value(current)) => Some(current.clone()),
                 Some(SysctlState::Missing) => {
-                    note(
-                        plan,
-                        name,
-                        Level::Warning,
-                        format!("sysctl {key} does not exist in this namespace; skipped"),
-                    );
+                    note_skipped_sysctl(plan, name, &key, "does not exist in this namespace");
                     continue;
                 }
                 Some(SysctlState::ReadOnly(_)) => {
-                    note(
-                        plan,
-                        name,
-                        Level::Warning,
-                        format!("sysctl {key} cannot be written in a child namespace; skipped"),
-                    );
+                    note_skipped_sysctl(plan, name, &key, "cannot be written in a child namespace");
                     continue;
                 }
                 None => None,

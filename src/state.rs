@@ -29,6 +29,11 @@ pub struct Record {
     /// The namespace existed before and `adopt = true` took it over.
     #[serde(default)]
     pub adopted: bool,
+    /// Inode of the namespace netnsctl created or adopted. A different namespace registered
+    /// under the same name later is not netnsctl's. `None` in records written before the
+    /// namespace was entered.
+    #[serde(default)]
+    pub netns_inode: Option<u64>,
     /// SHA-256 of the ruleset text last loaded, when netnsctl loaded one.
     #[serde(default)]
     pub ruleset_digest: Option<String>,
@@ -101,7 +106,7 @@ impl HostRules {
     }
 }
 
-/// How a WireGuard link is run.
+/// Backend that runs a WireGuard link.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum WireGuardBackend {
@@ -136,7 +141,7 @@ pub struct WireGuardRecord {
     pub socket: Option<PathBuf>,
 }
 
-/// What netnsctl made in the host namespace that no single namespace owns.
+/// Objects netnsctl made in the host namespace that no single namespace owns.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HostRecord {
     pub version: u32,

@@ -26,130 +26,151 @@ pub struct Teardown {
 /// process exits. The calling process does not count: `ExecStop=` of netns-NAME.service runs
 /// `netnsctl down NAME` inside the namespace it removes.
 ///
-/// Names are checked one after another, then the links of all checked namespaces are removed in
-/// parallel, then each namespace is unregistered in the order given. Messages come out in the
-/// order of `names`.
+/// Removing a link waits for the kernel (see [`LINK_WORKERS`]), so the links of namespaces
+/// without WireGuard links are removed in parallel after all names are checked, and those
+/// namespaces are unregistered after that. Messages keep the order of the names.
 pub fn down(names: &[String], force: bool) -> Teardown {
     let mut processes: Option<HashMap<(u64, u64), Vec<Process>>> = None;
-    let mut entries: Vec<Entry> = names
-        .iter()
-        .map(|name| check(name, force, &mut processes))
-        .collect();
+    let mut released_any = false;
+    let ordered = underlays_last(names);
+    let mut results: Vec<Teardown> = ordered.iter().map(|_| Teardown::default()).collect();
+    let mut deferred: Vec<(usize, Record)> = Vec::new();
+    for (position, name) in ordered.iter().enumerate() {
+        let result = &mut results[position];
+        let record = match state::read_record(name) {
+            Ok(Some(record)) => record,
+            Ok(None) => {
+                result.failures.push(format!(
+                    "{name}: not created by netnsctl (no record in {}); left alone",
+                    state::STATE_DIR
+                ));
+                continue;
+            }
+            Err(err) => {
+                result.failures.push(format!("{name}: {err}"));
+                continue;
+            }
+        };
+        let path = netns::netns_path(name);
+        let file = netns::inspect(&path);
+        if let Some(reason) = release_reason(&record, file.as_ref().ok()) {
+            // Netnsctl forgets the namespace but leaves it, and its files, where they are. The
+            // links it made in an adopted namespace go; in a namespace registered anew under the
+            // name, links of the same names are not netnsctl's and stay.
+            let link_failures = if record.adopted {
+                remove_links(name, &record)
+            } else {
+                stop_wireguard(name, &record)
+            };
+            if !link_failures.is_empty() {
+                result.failures.extend(
+                    link_failures
+                        .into_iter()
+                        .map(|failure| format!("{name}: {failure}")),
+                );
+                continue;
+            }
+            if let Err(err) = state::remove_record(name) {
+                result
+                    .failures
+                    .push(format!("{name}: cannot remove state record: {err}"));
+                continue;
+            }
+            result
+                .warnings
+                .push(format!("{name}: {reason}; released, left in place"));
+            released_any = true;
+            continue;
+        }
+        match file {
+            Ok(NetnsFile::Attached { dev, ino }) => {
+                let own_pid = std::process::id();
+                let inside: Vec<Process> = processes
+                    .get_or_insert_with(procs::processes_by_netns)
+                    .get(&(dev, ino))
+                    .map(|list| list.iter().filter(|p| p.pid != own_pid).cloned().collect())
+                    .unwrap_or_default();
+                if !inside.is_empty() {
+                    let list = inside
+                        .iter()
+                        .map(|p| format!("{} ({})", p.pid, p.command))
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    if !force {
+                        result.failures.push(format!(
+                            "{name}: {} process(es) inside: {list}; stop them or use --force",
+                            inside.len()
+                        ));
+                        continue;
+                    }
+                    result.warnings.push(format!(
+                        "{name}: unregistered with processes still inside ({list}); the namespace lives until they exit"
+                    ));
+                }
+            }
+            Ok(_) => {}
+            Err(err) => {
+                result
+                    .failures
+                    .push(format!("{name}: cannot inspect {}: {err}", path.display()));
+                continue;
+            }
+        }
+        if record.wireguard.is_empty() {
+            deferred.push((position, record));
+            continue;
+        }
+        let link_failures = remove_links(name, &record);
+        if !record.wireguard.is_empty() {
+            // Stopped wireguard-go processes no longer keep their underlay namespaces busy.
+            processes = None;
+        }
+        if !link_failures.is_empty() {
+            result.failures.extend(
+                link_failures
+                    .into_iter()
+                    .map(|failure| format!("{name}: {failure}")),
+            );
+            continue;
+        }
+        unregister(name, result);
+    }
 
-    let pending: Vec<(usize, &Record)> = entries
-        .iter()
-        .enumerate()
-        .filter_map(|(i, entry)| entry.record.as_ref().map(|record| (i, record)))
-        .collect();
-    let link_failures = parallel_map_on(LINK_WORKERS, &pending, |(i, record)| {
-        remove_links(&names[*i], record)
+    let link_failures = parallel_map_on(LINK_WORKERS, &deferred, |(position, record)| {
+        remove_links(&ordered[*position], record)
     });
-    let link_failures: Vec<(usize, Vec<String>)> =
-        pending.iter().map(|(i, _)| *i).zip(link_failures).collect();
-    for (i, failures) in link_failures {
-        let name = &names[i];
-        let entry = &mut entries[i];
-        entry.record = None;
+    for ((position, _), failures) in deferred.iter().zip(link_failures) {
+        let name = &ordered[*position];
+        let result = &mut results[*position];
         if !failures.is_empty() {
-            entry.result.failures.extend(
+            result.failures.extend(
                 failures
                     .into_iter()
                     .map(|failure| format!("{name}: {failure}")),
             );
             continue;
         }
-        unregister(name, &mut entry.result);
+        unregister(name, result);
     }
 
     let mut result = Teardown::default();
-    for entry in entries {
-        result.removed.extend(entry.result.removed);
-        result.warnings.extend(entry.result.warnings);
-        result.failures.extend(entry.result.failures);
+    for one in results {
+        result.removed.extend(one.removed);
+        result.warnings.extend(one.warnings);
+        result.failures.extend(one.failures);
     }
-    if !result.removed.is_empty() {
+    if !result.removed.is_empty() || released_any {
         result.failures.extend(update_host());
     }
     result
 }
 
-/// Threads that remove links in parallel. Deleting a link waits for RCU grace periods (about
-/// 20 to 30 ms per veth pair measured on Linux 6.18) while using almost no CPU, so these waits
-/// overlap well beyond the number of CPUs.
+/// Threads that remove links in parallel. Deleting a veth pair waits for RCU grace periods (20
+/// to 40 ms per pair measured on Linux 6.18) while using almost no CPU, so these waits overlap
+/// well beyond the number of CPUs.
 const LINK_WORKERS: usize = 64;
 
-/// One name's progress through `down`.
-struct Entry {
-    result: Teardown,
-    /// The record of a namespace that passed the checks and is still to be removed.
-    record: Option<Record>,
-}
-
-/// Checks that `name` may be removed: it has a record and no processes inside (unless `force`).
-fn check(
-    name: &str,
-    force: bool,
-    processes: &mut Option<HashMap<(u64, u64), Vec<Process>>>,
-) -> Entry {
-    let mut entry = Entry {
-        result: Teardown::default(),
-        record: None,
-    };
-    let result = &mut entry.result;
-    let record = match state::read_record(name) {
-        Ok(Some(record)) => record,
-        Ok(None) => {
-            result.failures.push(format!(
-                "{name}: not created by netnsctl (no record in {}); left alone",
-                state::STATE_DIR
-            ));
-            return entry;
-        }
-        Err(err) => {
-            result.failures.push(format!("{name}: {err}"));
-            return entry;
-        }
-    };
-    let path = netns::netns_path(name);
-    match netns::inspect(&path) {
-        Ok(NetnsFile::Attached { dev, ino }) => {
-            let own_pid = std::process::id();
-            let inside: Vec<Process> = processes
-                .get_or_insert_with(procs::processes_by_netns)
-                .get(&(dev, ino))
-                .map(|list| list.iter().filter(|p| p.pid != own_pid).cloned().collect())
-                .unwrap_or_default();
-            if !inside.is_empty() {
-                let list = inside
-                    .iter()
-                    .map(|p| format!("{} ({})", p.pid, p.command))
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                if !force {
-                    result.failures.push(format!(
-                        "{name}: {} process(es) inside: {list}; stop them or use --force",
-                        inside.len()
-                    ));
-                    return entry;
-                }
-                result.warnings.push(format!(
-                    "{name}: unregistered with processes still inside ({list}); the namespace lives until they exit"
-                ));
-            }
-        }
-        Ok(_) => {}
-        Err(err) => {
-            result
-                .failures
-                .push(format!("{name}: cannot inspect {}: {err}", path.display()));
-            return entry;
-        }
-    }
-    entry.record = Some(record);
-    entry
-}
-
-/// Unregisters the namespace, removes its /etc/netns files and then its record.
+/// Unregisters the namespace, then removes its /etc/netns files and its record.
 fn unregister(name: &str, result: &mut Teardown) {
     let path = netns::netns_path(name);
     if let Err(err) = netns::remove(&path) {
@@ -172,16 +193,56 @@ fn unregister(name: &str, result: &mut Teardown) {
     result.removed.push(name.to_owned());
 }
 
+/// Orders `names` so that a namespace comes after every namespace whose WireGuard link uses it
+/// as underlay: the wireguard-go process of such a link runs in the underlay and would otherwise
+/// keep it from being removed.
+fn underlays_last(names: &[String]) -> Vec<String> {
+    let underlays: BTreeMap<&String, Vec<String>> = names
+        .iter()
+        .map(|name| {
+            let used = state::read_record(name)
+                .ok()
+                .flatten()
+                .map(|record| {
+                    record
+                        .wireguard
+                        .into_iter()
+                        .filter_map(|wg| wg.underlay)
+                        .collect()
+                })
+                .unwrap_or_default();
+            (name, used)
+        })
+        .collect();
+    let mut remaining: Vec<&String> = names.iter().collect();
+    let mut ordered = Vec::new();
+    while !remaining.is_empty() {
+        let free: Vec<&String> = remaining
+            .iter()
+            .copied()
+            .filter(|name| {
+                !remaining
+                    .iter()
+                    .any(|other| underlays[other].contains(name))
+            })
+            .collect();
+        // A cycle cannot be ordered; the rest keeps its order.
+        let next = if free.is_empty() {
+            remaining.clone()
+        } else {
+            free
+        };
+        remaining.retain(|name| !next.contains(name));
+        ordered.extend(next.into_iter().cloned());
+    }
+    ordered
+}
+
 /// Removes what netnsctl made for a namespace besides the namespace itself: WireGuard links
 /// (stopping wireguard-go), veth pairs, and links moved in, which go back to the host. Returns
 /// the failures; on any failure the record stays so a later `down` can retry.
 fn remove_links(name: &str, record: &Record) -> Vec<String> {
-    let mut failures = Vec::new();
-    for wg in &record.wireguard {
-        if let Err(err) = crate::apply::links::delete_wireguard(name, wg) {
-            failures.push(err);
-        }
-    }
+    let mut failures = stop_wireguard(name, record);
     let path = netns::netns_path(name);
     let attached = matches!(netns::inspect(&path), Ok(NetnsFile::Attached { .. }));
     if attached && (!record.veths.is_empty() || !record.moved_links.is_empty()) {
@@ -220,7 +281,7 @@ fn remove_links(name: &str, record: &Record) -> Vec<String> {
     // Host ends vanish with their pairs; one still present (its namespace end was moved away,
     // say) is deleted here.
     if !record.host_links.is_empty() {
-        match Netlink::open() {
+        match netns::in_host_netns(Netlink::open).and_then(|socket| socket) {
             Ok(mut netlink) => {
                 for link in &record.host_links {
                     if let Ok(Some(found)) = netlink.get_link(LinkId::Name(link)) {
@@ -238,9 +299,24 @@ fn remove_links(name: &str, record: &Record) -> Vec<String> {
     failures
 }
 
+/// Stops the namespace's WireGuard links. Returns the failures.
+fn stop_wireguard(name: &str, record: &Record) -> Vec<String> {
+    record
+        .wireguard
+        .iter()
+        .filter_map(|wg| crate::apply::links::delete_wireguard(name, wg).err())
+        .collect()
+}
+
 /// Rebuilds the host table from the records that remain, restores net.ipv4.ip_forward when no
 /// rule needs it any more, and deletes the bridges netnsctl made once no namespace is left.
 fn update_host() -> Vec<String> {
+    netns::in_host_netns(update_host_here)
+        .unwrap_or_else(|err| vec![format!("cannot enter the host namespace: {err}")])
+}
+
+/// Updates the host as [`update_host`] describes, on a thread inside the host namespace.
+fn update_host_here() -> Vec<String> {
     let mut failures = Vec::new();
     let Ok(mut host) = state::read_host_record() else {
         return failures;
@@ -288,7 +364,7 @@ fn update_host() -> Vec<String> {
     if remaining.is_empty() && !host.bridges.is_empty() {
         match Netlink::open() {
             Ok(mut netlink) => {
-                let mut kept = Vec::new();
+                let mut remaining_bridges = Vec::new();
                 for bridge in &host.bridges {
                     let deleted = match netlink.get_link(LinkId::Name(bridge)) {
                         Ok(Some(found)) => {
@@ -299,12 +375,12 @@ fn update_host() -> Vec<String> {
                     };
                     if let Err(err) = deleted {
                         failures.push(err);
-                        kept.push(bridge.clone());
+                        remaining_bridges.push(bridge.clone());
                     } else {
                         tracing::info!(bridge = bridge.as_str(), "deleted bridge");
                     }
                 }
-                host.bridges = kept;
+                host.bridges = remaining_bridges;
             }
             Err(err) => failures.push(format!("cannot open rtnetlink socket: {err}")),
         }
@@ -313,6 +389,24 @@ fn update_host() -> Vec<String> {
         failures.push(format!("cannot write host state record: {err}"));
     }
     failures
+}
+
+/// Returns why `down` must not delete a recorded namespace: netnsctl adopted it rather than
+/// created it, or the namespace registered under the name now is not the one it recorded.
+fn release_reason(record: &state::Record, file: Option<&NetnsFile>) -> Option<&'static str> {
+    if record.adopted {
+        return Some("adopted, not created by netnsctl");
+    }
+    let Some(&NetnsFile::Attached { dev, ino }) = file else {
+        return None;
+    };
+    if record.netns_inode.is_some_and(|recorded| recorded != ino) {
+        return Some("registered again outside netnsctl since netnsctl created it");
+    }
+    if record.netns_inode != Some(ino) && netns::host_namespaces().contains(&(dev, ino)) {
+        return Some("the host's network namespace or the one netnsctl runs in");
+    }
+    None
 }
 
 /// Removes /etc/netns/NAME/resolv.conf and the directory when nothing else is in it. Files other

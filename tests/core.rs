@@ -740,3 +740,173 @@ fn usage_errors_exit_2() {
         assert!(text.contains(command), "--help lacks {command}");
     }
 }
+
+#[test]
+fn namespace_recreated_elsewhere_is_not_owned() {
+    if !require_root("namespace_recreated_elsewhere_is_not_owned") {
+        return;
+    }
+    let env = Env::new(CONTRACT);
+    env.ok(&["apply"]);
+    // Someone deletes netnsctl's namespace and registers another one under the same name, with
+    // a ruleset load that brings the nft generation back to the recorded value.
+    run_ok("ip", &["netns", "delete", "vpn"]);
+    run_ok("ip", &["netns", "add", "vpn"]);
+    run_ok("ip", &["netns", "exec", "vpn", "nft", "add table ip other"]);
+    let foreign = inode(&netns_path("vpn"));
+
+    let status = env.ok(&["status"]);
+    assert!(status.contains("vpn: present, not owned"), "{status}");
+    let output = env.run(&["apply"]);
+    assert_eq!(output.status.code(), Some(0));
+    assert!(
+        stderr(&output).contains("not the one netnsctl created"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(
+        !ruleset_in("vpn").contains("policy drop"),
+        "netnsctl changed the new namespace"
+    );
+
+    let output = env.run(&["down", "--all"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(
+        inode(&netns_path("vpn")),
+        foreign,
+        "down removed a namespace it did not create"
+    );
+    assert!(!Path::new("/run/netnsctl/namespaces/vpn.json").exists());
+}
+
+#[test]
+fn down_releases_adopted_namespace() {
+    if !require_root("down_releases_adopted_namespace") {
+        return;
+    }
+    run_ok("ip", &["netns", "add", "vpn"]);
+    let foreign = inode(&netns_path("vpn"));
+    let env = Env::new(&CONTRACT.replace("[namespaces.vpn]", "[namespaces.vpn]\nadopt = true"));
+    env.ok(&["apply"]);
+    let output = env.run(&["down", "--all"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("vpn: adopted"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(inode(&netns_path("vpn")), foreign);
+    assert!(!Path::new("/run/netnsctl/namespaces/vpn.json").exists());
+    assert!(!netns_path("lab-1").exists());
+}
+
+#[test]
+fn own_namespace_is_never_managed() {
+    if !require_root("own_namespace_is_never_managed") {
+        return;
+    }
+    // The sandbox's namespace plays the host: mount it at /run/netns/vpn as a stray tool might.
+    fs::create_dir_all("/run/netns").expect("/run/netns");
+    fs::write(netns_path("vpn"), "").expect("mount point");
+    run_ok("mount", &["--bind", "/proc/self/ns/net", "/run/netns/vpn"]);
+    let env = Env::new(&CONTRACT.replace("[namespaces.vpn]", "[namespaces.vpn]\nadopt = true"));
+    let output = env.run(&["apply"]);
+    assert!(
+        stderr(&output).contains("host's network namespace"),
+        "{}",
+        stderr(&output)
+    );
+    let host_forward = fs::read_to_string("/proc/sys/net/ipv4/ip_forward").expect("ip_forward");
+    assert_eq!(host_forward.trim(), "0");
+    assert!(!run_ok("nft", &["list", "ruleset"]).contains("policy drop"));
+    env.ok(&["down", "--all"]);
+    assert_eq!(fs_type(&netns_path("vpn")), "nsfs");
+    run_ok("umount", &["/run/netns/vpn"]);
+}
+
+#[test]
+fn included_file_change_reloads_ruleset() {
+    if !require_root("included_file_change_reloads_ruleset") {
+        return;
+    }
+    let env = Env::new("");
+    let included = env.path("chains.nft");
+    let main = env.path("main.nft");
+    fs::write(
+        &included,
+        "table ip inc {\n  chain a { type filter hook input priority 0; }\n}\n",
+    )
+    .expect("included file");
+    fs::write(&main, format!("include \"{}\"\n", included.display())).expect("main file");
+    env.write_config(&format!(
+        "[namespaces.inc]\nnftables_file = \"{}\"\n",
+        main.display()
+    ));
+    env.ok(&["apply"]);
+    assert!(ruleset_in("inc").contains("chain a"));
+    assert_eq!(plan_steps(&env), Vec::<serde_json::Value>::new());
+
+    fs::write(
+        &included,
+        "table ip inc {\n  chain b { type filter hook input priority 0; }\n}\n",
+    )
+    .expect("included file");
+    let printed = env.ok(&["apply"]);
+    assert!(printed.contains("inc: load nftables ruleset"), "{printed}");
+    let ruleset = ruleset_in("inc");
+    assert!(ruleset.contains("chain b"), "{ruleset}");
+    assert!(!ruleset.contains("chain a"), "{ruleset}");
+}
+
+#[test]
+fn host_ruleset_copy_settles() {
+    if !require_root("host_ruleset_copy_settles") {
+        return;
+    }
+    run_ok("nft", &["add table inet hostcopy; add chain inet hostcopy c { type filter hook output priority 0; }; add rule inet hostcopy c counter"]);
+    let env = Env::new("[namespaces.copy]\nnftables_from_host = true\n");
+    env.ok(&["apply"]);
+    // Traffic in the host namespace moves the host's counter; the copy must not follow it.
+    run_ok("ping", &["-c", "2", "-i", "0.2", "-q", "127.0.0.1"]);
+    assert_eq!(plan_steps(&env), Vec::<serde_json::Value>::new());
+}
+
+#[test]
+fn fifo_instead_of_file_is_rejected() {
+    if !require_root("fifo_instead_of_file_is_rejected") {
+        return;
+    }
+    let env = Env::new("");
+    let fifo = env.path("rules.nft");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
+    env.write_config(&format!(
+        "[namespaces.f]\nnftables_file = \"{}\"\n",
+        fifo.display()
+    ));
+    let output = env.run(&["check"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("not a regular file"),
+        "{}",
+        stderr(&output)
+    );
+
+    env.write_config("[namespaces.f]\n");
+    env.ok(&["apply"]);
+    fs::remove_file(resolv_path("f")).expect("remove resolv.conf");
+    nix::unistd::mkfifo(
+        &resolv_path("f"),
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )
+    .expect("mkfifo");
+    let output = env.run(&["status"]);
+    assert!(
+        stderr(&output).contains("not a regular file")
+            || stdout(&output).contains("not a regular file"),
+        "{}{}",
+        stdout(&output),
+        stderr(&output)
+    );
+    let output = env.run(&["apply"]);
+    assert_eq!(output.status.code(), Some(1));
+}

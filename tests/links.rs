@@ -1,6 +1,6 @@
 //! Links on the real kernel: veth pairs, bridges, addresses, routes, port mappings, masquerade,
 //! moved links, the killswitch and WireGuard through wireguard-go. Every test runs in its own
-//! network and mount namespace (tests/sandbox-runner), which plays the host; packets go only
+//! network and mount namespace (tests/sandbox-runner), which plays the host. Packets go only
 //! between that namespace and namespaces the test creates.
 
 mod support;
@@ -28,7 +28,7 @@ fn in_ns<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> T {
     })
 }
 
-/// A TCP server that answers every connection with the peer address it saw.
+/// A TCP server that replies to every connection with the peer address it saw.
 struct Server {
     address: SocketAddr,
 }
@@ -76,6 +76,23 @@ fn fetch(ns: Option<&str>, address: &str) -> Result<String, String> {
         Some(ns) => in_ns(ns, connect),
         None => connect(),
     }
+}
+
+/// Sends one UDP datagram from inside `ns`; an error means the kernel refused to send it.
+fn send_udp(ns: &str, address: &str) -> Result<(), String> {
+    let address: SocketAddr = address.parse().expect("socket address");
+    in_ns(ns, move || {
+        let bind = if address.is_ipv4() {
+            "0.0.0.0:0"
+        } else {
+            "[::]:0"
+        };
+        let socket = std::net::UdpSocket::bind(bind).map_err(|err| err.to_string())?;
+        socket
+            .send_to(b"query", address)
+            .map(drop)
+            .map_err(|err| format!("send to {address}: {err}"))
+    })
 }
 
 /// `ping -c 1` from `ns` (the test's namespace for `None`); true when a reply came back.
@@ -380,6 +397,7 @@ fn drift_in_addresses_and_routes_repaired() {
         &["-n", "web", "route", "del", "default", "via", "10.77.0.1"],
     );
     run_ok("ip", &["address", "del", "10.90.0.1/24", "dev", "br-lab"]);
+    run_ok("ip", &["link", "set", "ve-lab-a", "nomaster"]);
 
     let status = env.ok(&["status"]);
     assert!(
@@ -395,10 +413,16 @@ fn drift_in_addresses_and_routes_repaired() {
         "{status}"
     );
 
+    assert!(
+        status.contains("make host link ve-lab-a a port of bridge br-lab"),
+        "{status}"
+    );
+
     let steps = plan_steps(&env);
-    assert_eq!(steps.len(), 3, "{steps:?}");
+    assert_eq!(steps.len(), 4, "{steps:?}");
     env.ok(&["apply"]);
     assert!(plan_steps(&env).is_empty());
+    assert!(run_ok("ip", &["-o", "link", "show", "ve-lab-a"]).contains("master br-lab"));
     assert!(ping(Some("web"), "fd77::1"));
     assert!(run_ok("ip", &["-n", "web", "route", "show", "default"]).contains("via 10.77.0.1"));
 
@@ -449,4 +473,583 @@ fn long_interface_name_rejected() {
     let message = String::from_utf8_lossy(&output.stderr);
     assert!(message.contains("namespaces.web.veth[0].name"), "{message}");
     assert!(message.contains("\"sixteen-bytes-xx\""), "{message}");
+}
+
+/// Generates a WireGuard key pair with `wg genkey` and `wg pubkey`; writes the private key to
+/// `dir/NAME.key` and returns (path, public key).
+fn key_pair(dir: &std::path::Path, name: &str) -> (std::path::PathBuf, String) {
+    let private = run_ok("wg", &["genkey"]);
+    let mut child = std::process::Command::new("wg")
+        .arg("pubkey")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run wg pubkey");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(private.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().expect("wg pubkey");
+    assert!(output.status.success());
+    let path = dir.join(format!("{name}.key"));
+    std::fs::write(&path, &private).expect("write key");
+    (
+        path,
+        String::from_utf8_lossy(&output.stdout).trim().to_owned(),
+    )
+}
+
+/// Stops every wireguard-go process recorded in this sandbox's state records when dropped, so a
+/// failing test leaves none running.
+struct WireGuardGoGuard;
+
+impl WireGuardGoGuard {
+    /// Process ids of wireguard-go processes in the records.
+    fn recorded_pids() -> Vec<u32> {
+        let mut pids = Vec::new();
+        let Ok(entries) = std::fs::read_dir("/run/netnsctl/namespaces") else {
+            return pids;
+        };
+        for entry in entries.flatten() {
+            let Ok(text) = std::fs::read_to_string(entry.path()) else {
+                continue;
+            };
+            let Ok(record) = serde_json::from_str::<serde_json::Value>(&text) else {
+                continue;
+            };
+            for wg in record["wireguard"].as_array().into_iter().flatten() {
+                if let Some(pid) = wg["pid"].as_u64() {
+                    pids.push(pid as u32);
+                }
+            }
+        }
+        pids
+    }
+}
+
+/// Checks whether `pid` is a live wireguard-go process; zombies (state Z) do not count.
+fn is_wireguard_go(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    stat.contains(" (wireguard-go) ") && !stat.contains(") Z ")
+}
+
+impl Drop for WireGuardGoGuard {
+    fn drop(&mut self) {
+        for pid in Self::recorded_pids() {
+            if is_wireguard_go(pid) {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid as i32),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+    }
+}
+
+/// Returns the `counter packets N` of the rule with `comment "NAME"` in a namespace's ruleset.
+fn counter_in(ns: &str, name: &str) -> u64 {
+    let ruleset = ruleset_in(ns);
+    let line = ruleset
+        .lines()
+        .find(|line| line.contains(&format!("comment \"{name}\"")))
+        .unwrap_or_else(|| panic!("no rule {name} in {ns}: {ruleset}"));
+    let after = line
+        .split("counter packets ")
+        .nth(1)
+        .expect("counter in rule");
+    after
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .expect("packet count")
+}
+
+fn vpn_lab(dir: &std::path::Path) -> String {
+    let (vpn_key, vpn_public) = key_pair(dir, "vpn");
+    let (server_key, server_public) = key_pair(dir, "server");
+    format!(
+        r#"
+# The outside world: reached from the host over a veth; it counts what arrives.
+[namespaces.outside]
+nftables = '''
+table inet watch {{
+  chain prerouting {{
+    type filter hook prerouting priority -300; policy accept;
+    icmp type echo-request counter comment "echo4"
+    icmpv6 type echo-request counter comment "echo6"
+    tcp dport 9999 counter comment "tcp"
+    meta l4proto {{ tcp, udp }} th dport 53 counter comment "dns"
+  }}
+}}
+'''
+[[namespaces.outside.veth]]
+name = "eth0"
+peer = "ve-outside"
+addresses = ["10.50.0.2/24", "fd50::2/64"]
+peer_addresses = ["10.50.0.1/24", "fd50::1/64"]
+
+# The VPN server: its encrypted UDP lives in the outside namespace.
+[namespaces.server.wireguard.wg0]
+private_key_file = "{server_key}"
+listen_port = 51820
+underlay = "outside"
+addresses = ["10.66.0.1/24", "fd66::1/64"]
+[[namespaces.server.wireguard.wg0.peer]]
+public_key = "{vpn_public}"
+allowed_ips = ["10.66.0.2/32", "fd66::2/128"]
+
+[namespaces.vpn]
+killswitch = true
+accessible_from = ["10.40.0.0/24"]
+dns = {{ nameservers = ["10.66.0.1"] }}
+
+[namespaces.vpn.wireguard.wg0]
+private_key_file = "{vpn_key}"
+addresses = ["10.66.0.2/32", "fd66::2/128"]
+underlay = "host"
+[[namespaces.vpn.wireguard.wg0.peer]]
+public_key = "{server_public}"
+endpoint = "10.50.0.2:51820"
+allowed_ips = ["0.0.0.0/0", "::/0"]
+persistent_keepalive = 25
+
+# A veth to the host with masquerade and routes towards the outside: without the killswitch,
+# these would carry traffic around the tunnel.
+[[namespaces.vpn.veth]]
+name = "eth0"
+peer = "ve-vpn"
+addresses = ["10.40.0.2/24", "fd40::2/64"]
+peer_addresses = ["10.40.0.1/24", "fd40::1/64"]
+masquerade = true
+
+[[namespaces.vpn.route]]
+to = "default"
+dev = "wg0"
+[[namespaces.vpn.route]]
+to = "10.50.0.0/24"
+via = "10.40.0.1"
+[[namespaces.vpn.route]]
+to = "fd50::/64"
+via = "fd40::1"
+"#,
+        server_key = server_key.display(),
+        vpn_key = vpn_key.display(),
+    )
+}
+
+#[test]
+fn wireguard_tunnel_with_killswitch() {
+    if !require_root("wireguard_tunnel_with_killswitch") {
+        return;
+    }
+    let _guard = WireGuardGoGuard;
+    let env = Env::new("");
+    env.write_config(&vpn_lab(env.dir.path()));
+    let printed = env.ok(&["apply"]);
+    assert!(
+        printed.contains("vpn: WireGuard link wg0 runs on the userspace (wireguard-go) backend"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("server: WireGuard link wg0 runs on the userspace (wireguard-go) backend"),
+        "{printed}"
+    );
+    let pids = WireGuardGoGuard::recorded_pids();
+    assert_eq!(pids.len(), 2, "{pids:?}");
+    assert!(pids.iter().all(|&pid| is_wireguard_go(pid)));
+    assert!(links_in("vpn").contains(" wg0:"), "{}", links_in("vpn"));
+    assert!(plan_steps(&env).is_empty(), "{:?}", plan_steps(&env));
+
+    // The tunnel carries both families, and TCP.
+    assert!(ping(Some("vpn"), "10.66.0.1"));
+    assert!(ping(Some("vpn"), "fd66::1"));
+    let server4 = Server::start(Some("server"), "10.66.0.1:7000");
+    let server6 = Server::start(Some("server"), "[fd66::1]:7000");
+    assert_eq!(
+        fetch(Some("vpn"), &server4.address.to_string()).unwrap(),
+        "10.66.0.2"
+    );
+    assert_eq!(
+        fetch(Some("vpn"), &server6.address.to_string()).unwrap(),
+        "fd66::2"
+    );
+
+    // DNS goes only to the configured nameserver, even through the tunnel.
+    let _dns = Server::start(Some("server"), "10.66.0.1:53");
+    assert_eq!(fetch(Some("vpn"), "10.66.0.1:53").unwrap(), "10.66.0.2");
+    // A dropped UDP datagram fails at once with EPERM, which makes the drop visible.
+    assert_eq!(send_udp("vpn", "10.66.0.1:53"), Ok(()));
+    let denied = send_udp("vpn", "10.66.0.3:53").unwrap_err();
+    assert!(denied.contains("not permitted"), "{denied}");
+
+    // accessible_from opens the veth to the host's range.
+    assert!(ping(None, "10.40.0.2"));
+
+    // The counters count: a ping from the host reaches the outside.
+    assert!(ping(None, "10.50.0.2"));
+    let echo4 = counter_in("outside", "echo4");
+    assert!(echo4 >= 1);
+    let echo6 = counter_in("outside", "echo6");
+    let tcp = counter_in("outside", "tcp");
+    let dns = counter_in("outside", "dns");
+
+    // The peer goes away.
+    env.ok(&["down", "server"]);
+    assert!(!ping(Some("vpn"), "10.66.0.1"));
+    for target in ["10.50.0.2", "fd50::2"] {
+        assert!(!ping(Some("vpn"), target), "{target} reached");
+    }
+    for target in ["10.50.0.2:9999", "[fd50::2]:9999"] {
+        assert!(fetch(Some("vpn"), target).is_err(), "{target} reached");
+    }
+    for target in ["10.50.0.2:53", "[fd50::2]:53", "10.50.0.2:9999"] {
+        let err = send_udp("vpn", target).unwrap_err();
+        assert!(err.contains("not permitted"), "{target}: {err}");
+    }
+    assert_eq!(counter_in("outside", "echo4"), echo4);
+    assert_eq!(counter_in("outside", "echo6"), echo6);
+    assert_eq!(counter_in("outside", "tcp"), tcp);
+    assert_eq!(counter_in("outside", "dns"), dns);
+
+    env.ok(&["down", "--all"]);
+    for pid in pids {
+        assert!(!is_wireguard_go(pid), "wireguard-go {pid} still runs");
+    }
+    let sockets: Vec<_> = std::fs::read_dir("/run/wireguard")
+        .map(|entries| entries.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(sockets.is_empty(), "{sockets:?}");
+    assert!(!host_tables().contains("netnsctl"), "{}", host_tables());
+    let host = host_links();
+    assert!(!host.contains("ve-"), "{host}");
+    assert!(!host.contains("nnc"), "{host}");
+}
+
+#[test]
+fn wg_quick_file_imported() {
+    if !require_root("wg_quick_file_imported") {
+        return;
+    }
+    let _guard = WireGuardGoGuard;
+    let env = Env::new("");
+    let (key_file, _) = key_pair(env.dir.path(), "client");
+    let (_, peer_public) = key_pair(env.dir.path(), "peer");
+    let private = std::fs::read_to_string(key_file).unwrap();
+    let conf = env.path("wg7.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "[Interface]\nPrivateKey = {}\nAddress = 10.67.0.2/32, fd67::2/128\nDNS = 10.67.0.1\n\n\
+             [Peer]\nPublicKey = {peer_public}\nAllowedIPs = 0.0.0.0/0, ::/0\nEndpoint = 10.51.0.2:51820\n\
+             PersistentKeepalive = 15\n",
+            private.trim()
+        ),
+    )
+    .unwrap();
+    env.write_config(&format!(
+        "[namespaces.vpn]\nwireguard_config = \"{}\"\n",
+        conf.display()
+    ));
+    env.ok(&["check"]);
+    env.ok(&["apply"]);
+    let addresses = addresses_in("vpn");
+    assert!(addresses.contains("wg7"), "{addresses}");
+    assert!(addresses.contains("10.67.0.2/32"), "{addresses}");
+    assert!(addresses.contains("fd67::2/128"), "{addresses}");
+    let resolv = std::fs::read_to_string("/etc/netns/vpn/resolv.conf").unwrap();
+    assert_eq!(resolv, "nameserver 10.67.0.1\n");
+    // wg(8) reads the link through the UAPI socket named after the underlay name.
+    let socket = std::fs::read_dir("/run/wireguard")
+        .unwrap()
+        .flatten()
+        .next()
+        .expect("a UAPI socket");
+    let name = socket
+        .path()
+        .file_stem()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let wg_show_output = run_ok("wg", &["show", &name]);
+    assert!(wg_show_output.contains(&peer_public), "{wg_show_output}");
+    assert!(
+        wg_show_output.contains("10.51.0.2:51820"),
+        "{wg_show_output}"
+    );
+    assert!(
+        wg_show_output.contains("every 15 seconds"),
+        "{wg_show_output}"
+    );
+    assert!(plan_steps(&env).is_empty());
+
+    // A changed peer setting changes that peer only; the link and its process stay.
+    let pids = WireGuardGoGuard::recorded_pids();
+    let text = std::fs::read_to_string(&conf).unwrap();
+    std::fs::write(
+        &conf,
+        text.replace("PersistentKeepalive = 15", "PersistentKeepalive = 20"),
+    )
+    .unwrap();
+    let steps = plan_steps(&env);
+    assert_eq!(steps.len(), 1, "{steps:?}");
+    assert_eq!(steps[0]["action"], "set-wireguard-peer");
+    env.ok(&["apply"]);
+    let wg_show_output = run_ok("wg", &["show", &name]);
+    assert!(
+        wg_show_output.contains("every 20 seconds"),
+        "{wg_show_output}"
+    );
+    assert_eq!(WireGuardGoGuard::recorded_pids(), pids);
+    assert!(plan_steps(&env).is_empty());
+
+    // A peer removed by hand is drift, and apply adds it back.
+    run_ok("wg", &["set", &name, "peer", &peer_public, "remove"]);
+    let status = env.ok(&["status"]);
+    assert!(
+        status.contains(&format!("drift: vpn: set peer {peer_public} of wg7")),
+        "{status}"
+    );
+    env.ok(&["apply"]);
+    assert!(run_ok("wg", &["show", &name]).contains(&peer_public));
+
+    env.ok(&["down", "vpn"]);
+    assert!(std::fs::read_dir("/run/wireguard")
+        .unwrap()
+        .next()
+        .is_none());
+
+    // A file with a hook is rejected, and nothing runs it.
+    let marker = env.path("hook-ran");
+    std::fs::write(
+        &conf,
+        format!(
+            "[Interface]\nPrivateKey = {}\nPostUp = touch {}\n",
+            private.trim(),
+            marker.display()
+        ),
+    )
+    .unwrap();
+    let output = env.run(&["apply"]);
+    assert_eq!(output.status.code(), Some(2));
+    let message = String::from_utf8_lossy(&output.stderr);
+    assert!(message.contains("PostUp"), "{message}");
+    assert!(message.contains("line 3"), "{message}");
+    assert!(!marker.exists());
+    assert!(ip_netns_list().is_empty());
+}
+
+#[test]
+fn attach_puts_host_end_in_parent_namespace() {
+    if !require_root("attach_puts_host_end_in_parent_namespace") {
+        return;
+    }
+    // systemd's PrivateNetwork=yes runs `netnsctl attach` inside the new namespace; unshare
+    // does the same here, with this test's namespace as the parent's.
+    let env = Env::new(PORTS);
+    let output = std::process::Command::new("unshare")
+        .args(["--net", "--"])
+        .arg(netnsctl_bin())
+        .arg("-c")
+        .arg(&env.config)
+        .args(["attach", "web"])
+        .output()
+        .expect("run unshare");
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(host_links().contains(" ve-web@"), "{}", host_links());
+    assert!(links_in("web").contains(" eth0@"), "{}", links_in("web"));
+    assert!(
+        host_tables().contains("table inet netnsctl"),
+        "{}",
+        host_tables()
+    );
+    let _server = Server::start(Some("web"), "10.77.0.2:80");
+    assert_eq!(fetch(None, "127.0.0.1:8080").unwrap(), "10.77.0.1");
+
+    // ExecStop= runs `netnsctl down` inside the namespace too.
+    let output = std::process::Command::new("nsenter")
+        .args(["--net=/run/netns/web", "--"])
+        .arg(netnsctl_bin())
+        .arg("-c")
+        .arg(&env.config)
+        .args(["down", "--force", "web"])
+        .output()
+        .expect("run nsenter");
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(!host_links().contains(" ve-web"), "{}", host_links());
+    assert!(!host_tables().contains("netnsctl"), "{}", host_tables());
+}
+
+#[test]
+fn apply_killed_at_every_step_recovers() {
+    if !require_root("apply_killed_at_every_step_recovers") {
+        return;
+    }
+    // The lab plus host rules: a port mapping and masquerade.
+    let config = LAB.replace(
+        "peer_addresses = [\"10.77.0.1/30\", \"fd77::1/64\"]\n",
+        "peer_addresses = [\"10.77.0.1/30\", \"fd77::1/64\"]\nmasquerade = true\n",
+    )
+        + "\n[[namespaces.web.port_mapping]]\nprotocol = \"tcp\"\nhost_port = 8080\nport = 80\n";
+    let env = Env::new(&config);
+    let total = plan_steps(&env).len();
+    assert!(total > 20, "{total} steps");
+    for kill_after in 1..total {
+        let output = std::process::Command::new(netnsctl_bin())
+            .args(["apply", "-c"])
+            .arg(&env.config)
+            .env("NETNSCTL_KILL_AFTER_STEPS", kill_after.to_string())
+            .output()
+            .expect("run netnsctl");
+        assert_eq!(
+            output.status.code(),
+            None,
+            "apply was not killed after step {kill_after}"
+        );
+
+        env.ok(&["apply"]);
+        let steps = plan_steps(&env);
+        assert!(
+            steps.is_empty(),
+            "after a kill at step {kill_after}: {steps:?}"
+        );
+
+        env.ok(&["down", "--all"]);
+        let host = host_links();
+        for link in ["ve-web", "ve-lab-a", "ve-lab-b", "br-lab"] {
+            assert!(
+                !host.contains(&format!(" {link}")),
+                "kill at {kill_after}: {link} left: {host}"
+            );
+        }
+        assert!(
+            ip_netns_list().is_empty(),
+            "kill at {kill_after}: {:?}",
+            ip_netns_list()
+        );
+        assert!(!host_tables().contains("netnsctl"), "kill at {kill_after}");
+        let forward = run_ok("sysctl", &["-n", "net.ipv4.ip_forward"]);
+        assert_eq!(forward.trim(), "0", "kill at {kill_after}");
+    }
+}
+
+/// Process ids of wireguard-go processes in the calling thread's network namespace.
+fn wireguard_go_here() -> Vec<u32> {
+    use std::os::unix::fs::MetadataExt;
+    let own = std::fs::metadata("/proc/thread-self/ns/net").unwrap().ino();
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let same_netns =
+            std::fs::metadata(format!("/proc/{pid}/ns/net")).is_ok_and(|m| m.ino() == own);
+        if same_netns && is_wireguard_go(pid) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+#[test]
+fn wireguard_apply_killed_at_every_step_recovers() {
+    if !require_root("wireguard_apply_killed_at_every_step_recovers") {
+        return;
+    }
+    let _guard = WireGuardGoGuard;
+    let env = Env::new("");
+    env.write_config(&vpn_lab(env.dir.path()));
+    let total = plan_steps(&env).len();
+    for kill_after in 1..total {
+        let output = std::process::Command::new(netnsctl_bin())
+            .args(["apply", "-c"])
+            .arg(&env.config)
+            .env("NETNSCTL_KILL_AFTER_STEPS", kill_after.to_string())
+            .output()
+            .expect("run netnsctl");
+        assert_eq!(
+            output.status.code(),
+            None,
+            "apply was not killed after step {kill_after}"
+        );
+
+        env.ok(&["apply"]);
+        let steps = plan_steps(&env);
+        assert!(
+            steps.is_empty(),
+            "after a kill at step {kill_after}: {steps:?}"
+        );
+        assert_eq!(
+            WireGuardGoGuard::recorded_pids().len(),
+            2,
+            "kill at {kill_after}"
+        );
+
+        env.ok(&["down", "--all"]);
+        assert!(
+            ip_netns_list().is_empty(),
+            "kill at {kill_after}: {:?}",
+            ip_netns_list()
+        );
+        let left = wireguard_go_here();
+        assert!(
+            left.is_empty(),
+            "kill at {kill_after}: wireguard-go {left:?} left"
+        );
+        assert!(
+            !host_links().contains("nnc"),
+            "kill at {kill_after}: {}",
+            host_links()
+        );
+    }
+}
+
+#[test]
+fn adopted_namespace_keeps_only_its_own_links() {
+    if !require_root("adopted_namespace_keeps_only_its_own_links") {
+        return;
+    }
+    run_ok("ip", &["netns", "add", "lab"]);
+    run_ok(
+        "ip",
+        &[
+            "-n", "lab", "link", "add", "mine0", "type", "veth", "peer", "name", "mine1",
+        ],
+    );
+    let env = Env::new(
+        r#"
+        [namespaces.lab]
+        adopt = true
+        [[namespaces.lab.veth]]
+        name = "eth0"
+        peer = "ve-lab"
+        addresses = ["10.79.0.2/30"]
+        peer_addresses = ["10.79.0.1/30"]
+        "#,
+    );
+    env.ok(&["apply"]);
+    assert!(ping(None, "10.79.0.2"));
+
+    // down releases an adopted namespace: it stays, netnsctl's veth goes, the other link stays.
+    env.ok(&["down", "lab"]);
+    assert!(ip_netns_list().contains(&"lab".to_owned()));
+    let links = links_in("lab");
+    assert!(!links.contains(" eth0@"), "{links}");
+    assert!(links.contains(" mine0@"), "{links}");
+    assert!(!host_links().contains(" ve-lab"), "{}", host_links());
+    run_ok("ip", &["netns", "delete", "lab"]);
 }

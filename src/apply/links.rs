@@ -1,6 +1,7 @@
-//! The link phase of apply: runs after every namespace of the run exists, in plan order, from
-//! the calling thread (which must be in the host namespace). Netlink sockets are opened once per
-//! namespace on a short-lived thread inside it and reused.
+//! The link phase of apply: runs after every namespace of the run exists, in plan order. Netlink
+//! sockets are opened once per namespace on a short-lived thread inside it and reused. Sysctls,
+//! nft and wireguard-go for the host run on threads inside the host namespace
+//! ([`netns::host_netns_path`]).
 //!
 //! Records are written before each change that creates something, so a run killed halfway
 //! leaves every made link owned and the next `down` or `apply` finds it.
@@ -33,9 +34,11 @@ impl Context<'_> {
     fn netlink(&mut self, netns: &Option<String>) -> Result<&mut Netlink, String> {
         if !self.sockets.contains_key(netns) {
             let socket = match netns {
-                None => {
-                    Netlink::open().map_err(|err| format!("cannot open rtnetlink socket: {err}"))?
-                }
+                None => netns::in_host_netns(Netlink::open)
+                    .and_then(|socket| socket)
+                    .map_err(|err| {
+                        format!("cannot open rtnetlink socket in the host namespace: {err}")
+                    })?,
                 Some(name) => netns::in_netns(&netns::netns_path(name), Netlink::open)
                     .and_then(|socket| socket)
                     .map_err(|err| {
@@ -177,19 +180,20 @@ fn run_step(context: &mut Context, step: &Step, outcome: &mut Outcome) -> Result
             context.save(namespace)?;
             let own =
                 netns::open_netns(&netns::netns_path(namespace)).map_err(|err| err.to_string())?;
+            // Both ends name their namespace, the host end too (this process's namespace), so
+            // neither is ever created in the wrong place and renamed or moved afterwards.
             let peer_file = match peer_netns {
-                Some(name) => Some(
-                    netns::open_netns(&netns::netns_path(name)).map_err(|err| err.to_string())?,
-                ),
-                None => None,
-            };
+                Some(name) => netns::open_netns(&netns::netns_path(name)),
+                None => netns::open_netns(&netns::host_netns_path()),
+            }
+            .map_err(|err| err.to_string())?;
             context
                 .netlink(&None)?
                 .add_veth(
                     link,
                     Some(own.as_raw_fd()),
                     peer,
-                    peer_file.as_ref().map(|f| f.as_raw_fd()),
+                    Some(peer_file.as_raw_fd()),
                 )
                 .map_err(|err| err.to_string())
         }
@@ -263,7 +267,9 @@ fn run_step(context: &mut Context, step: &Step, outcome: &mut Outcome) -> Result
                     Some(current.clone().unwrap_or_else(|| "0".into()));
                 context.save_host()?;
             }
-            sysctl::write(key, value).map_err(|err| format!("cannot set {key} = {value}: {err}"))
+            netns::in_host_netns(|| sysctl::write(key, value))
+                .and_then(|written| written)
+                .map_err(|err| format!("cannot set {key} = {value}: {err}"))
         }
         Step::AddRoute {
             namespace,
@@ -382,17 +388,22 @@ fn run_step(context: &mut Context, step: &Step, outcome: &mut Outcome) -> Result
             wireguard::set_device(namespace, &record, &change).map_err(|err| err.to_string())
         }
         Step::LoadHostTable { text, .. } => {
-            nft::replace_table("inet", links::HOST_TABLE, text)
-                .map_err(|err| format!("host table not loaded, the previous one stays: {err}"))?;
-            let listing =
-                nft::list_table("inet", links::HOST_TABLE).map_err(|err| err.to_string())?;
+            let loaded = netns::in_host_netns(|| {
+                nft::replace_table("inet", links::HOST_TABLE, text).map_err(|err| {
+                    format!("host table not loaded, the previous one stays: {err}")
+                })?;
+                nft::list_table("inet", links::HOST_TABLE).map_err(|err| err.to_string())
+            });
+            let listing = loaded.map_err(|err| err.to_string())??;
             context.host_record.table_digest = Some(crate::desired::hex_digest(text.as_bytes()));
             context.host_record.table_listing_digest =
                 listing.map(|listing| crate::desired::hex_digest(listing.as_bytes()));
             context.save_host()
         }
         Step::DeleteHostTable => {
-            nft::delete_table("inet", links::HOST_TABLE).map_err(|err| err.to_string())?;
+            netns::in_host_netns(|| nft::delete_table("inet", links::HOST_TABLE))
+                .map_err(|err| err.to_string())?
+                .map_err(|err| err.to_string())?;
             context.host_record.table_digest = None;
             context.host_record.table_listing_digest = None;
             context.save_host()
@@ -428,13 +439,15 @@ fn in_underlay<T: Send>(
     f: impl FnOnce() -> T + Send,
 ) -> Result<T, String> {
     match underlay {
-        None => Ok(netns::on_thread(f)),
+        None => netns::in_host_netns(f).map_err(|err| err.to_string()),
         Some(name) => netns::in_netns(&netns::netns_path(name), f).map_err(|err| err.to_string()),
     }
 }
 
 /// Resolves a peer's endpoint in the calling thread's namespace. A host name is looked up with
 /// the system resolver; the first address returned is used.
+// NOTE: the resolver reads netnsctl's own /etc/resolv.conf, also when the underlay is a named
+// namespace with its own /etc/netns/NAME/resolv.conf; only the DNS packets use the underlay.
 fn peer_config(peer: &WireGuardPeerSpec) -> Result<PeerConfig, String> {
     let endpoint = match &peer.endpoint {
         None => None,
@@ -457,18 +470,29 @@ fn peer_config(peer: &WireGuardPeerSpec) -> Result<PeerConfig, String> {
     })
 }
 
-/// Whether a failed `RTM_NEWLINK` of kind wireguard means the kernel has no WireGuard module.
+/// Whether a failed `RTM_NEWLINK` of kind wireguard means the kernel has no WireGuard module:
+/// the kernel returns EOPNOTSUPP for an unknown link kind once loading the module failed.
 fn is_missing_kernel_support(errno: Option<i32>) -> bool {
-    matches!(
-        errno,
-        Some(libc::EOPNOTSUPP) | Some(libc::ENODEV) | Some(libc::EINVAL) | Some(libc::ENOENT)
-    )
+    matches!(errno, Some(libc::EOPNOTSUPP) | Some(libc::ENODEV))
 }
 
 /// Creates the link under its underlay name with the kernel module, or else starts wireguard-go.
 fn start_link(underlay_name: &str) -> Result<(WireGuardBackend, Option<u32>), String> {
     let mut netlink =
         Netlink::open().map_err(|err| format!("cannot open rtnetlink socket: {err}"))?;
+    // The name is netnsctl's own; a link left with it by an interrupted run goes first.
+    if let Some(stale) = netlink
+        .get_link(LinkId::Name(underlay_name))
+        .map_err(|err| err.to_string())?
+    {
+        tracing::warn!(
+            link = underlay_name,
+            "deleting a WireGuard link left by an earlier run"
+        );
+        netlink
+            .del_link(stale.index)
+            .map_err(|err| err.to_string())?;
+    }
     match netlink.add_link(underlay_name, InfoKind::Wireguard) {
         Ok(()) => Ok((WireGuardBackend::Kernel, None)),
         Err(err) if is_missing_kernel_support(err.errno()) => {
@@ -638,7 +662,7 @@ pub fn move_link_to_host(netlink: &mut Netlink, link: &str) -> io::Result<bool> 
     else {
         return Ok(false);
     };
-    let host = std::fs::File::open("/proc/self/ns/net")?;
+    let host = netns::open_netns(&netns::host_netns_path())?;
     netlink
         .set_link_netns(found.index, host.as_raw_fd(), None)
         .map_err(|err| io::Error::other(err.to_string()))?;

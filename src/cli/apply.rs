@@ -1,5 +1,6 @@
 //! `apply` and `plan`.
 
+use super::terminal::{self, Colour};
 use super::{load_desired, report_config_errors, require_root, take_lock, GlobalArgs};
 use super::{EXIT_FAILED, EXIT_INVALID, EXIT_OK, JSON_VERSION};
 use crate::desired::{Desired, Ruleset};
@@ -14,6 +15,16 @@ pub(super) fn compute_plan(desired: &Desired) -> Plan {
 
 pub(super) fn print_notes(plan: &Plan) {
     for note in &plan.notes {
+        // The same event as a sysctl skipped during apply, with the key and reason as fields.
+        if let Some(skipped) = &note.skipped_sysctl {
+            tracing::warn!(
+                namespace = note.namespace.as_str(),
+                key = skipped.key.as_str(),
+                reason = skipped.reason.as_str(),
+                "sysctl skipped"
+            );
+            continue;
+        }
         match note.level {
             Level::Warning => {
                 tracing::warn!(namespace = note.namespace.as_str(), "{}", note.message)
@@ -58,10 +69,24 @@ pub(super) fn check_rulesets(rulesets: &[&Ruleset]) -> Result<(), u8> {
 
 /// Carries out a plan and prints each change made and each failure. Returns whether every step
 /// succeeded.
-pub(super) fn execute(desired: &Desired, plan: &Plan) -> bool {
-    let outcome = executor::apply(desired, plan);
-    for step in &outcome.applied {
-        println!("{step}");
+/// Applies the plan with a progress line on terminals, prints the applied steps unless `quiet`
+/// or the journal already has them as log entries, and prints failures. Returns whether every
+/// step succeeded.
+pub(super) fn execute(desired: &Desired, plan: &Plan, quiet: bool) -> bool {
+    let before = executor::steps_done();
+    let outcome = terminal::with_progress(
+        plan.steps.len(),
+        || executor::steps_done() - before,
+        || executor::apply(desired, plan),
+    );
+    if !quiet && !super::logging::logging_to_journal() {
+        let colour = terminal::colour_enabled(&std::io::stdout());
+        for step in &outcome.applied {
+            println!(
+                "{}",
+                terminal::paint(&step.to_string(), Colour::Green, colour)
+            );
+        }
     }
     for note in &outcome.notes {
         println!("{note}");
@@ -89,7 +114,7 @@ pub fn apply(global: &GlobalArgs, names: &[String]) -> u8 {
         return code;
     }
     print_notes(&plan);
-    if execute(&desired, &plan) {
+    if execute(&desired, &plan, global.quiet) {
         EXIT_OK
     } else {
         EXIT_FAILED
@@ -120,8 +145,12 @@ pub fn plan(global: &GlobalArgs, names: &[String], json: bool) -> u8 {
         if plan.steps.is_empty() {
             println!("nothing to change");
         }
+        let colour = terminal::colour_enabled(&std::io::stdout());
         for step in &plan.steps {
-            println!("{step}");
+            println!(
+                "{}",
+                terminal::paint(&step.to_string(), Colour::Yellow, colour)
+            );
         }
     }
     EXIT_OK

@@ -32,6 +32,13 @@ pub fn attach(global: &GlobalArgs, name: &str) -> u8 {
         Err(code) => return code,
     };
 
+    // systemd started this process inside the namespace it configures, so the host namespace
+    // (host veth ends, bridges, the host nftables table) is the one of the parent process.
+    if let Err(err) = netns::set_host_netns(nix::unistd::getppid().as_raw() as u32) {
+        eprintln!("error: cannot open the network namespace of the parent process: {err}");
+        return EXIT_FAILED;
+    }
+
     let registered = match register(name, spec.adopt) {
         Ok(registered) => registered,
         Err(message) => {
@@ -42,7 +49,7 @@ pub fn attach(global: &GlobalArgs, name: &str) -> u8 {
 
     let plan = compute_plan(&desired);
     print_notes(&plan);
-    if execute(&desired, &plan) {
+    if execute(&desired, &plan, global.quiet) {
         return EXIT_OK;
     }
     if registered {
@@ -67,6 +74,13 @@ fn register(name: &str, adopt: bool) -> Result<bool, String> {
     let path = netns::netns_path(name);
     let own =
         netns::process_netns().map_err(|err| format!("cannot read /proc/self/ns/net: {err}"))?;
+    if netns::init_netns().is_ok_and(|init| init == own) {
+        return Err(
+            "netnsctl runs in the host's network namespace (PID 1's); attach registers the \
+             namespace of a unit with PrivateNetwork=yes, so run it as that unit's ExecStart="
+                .into(),
+        );
+    }
     let record = state::read_record(name).map_err(|err| err.to_string())?;
     let owned = record.is_some();
     let current =
@@ -101,6 +115,7 @@ fn register(name: &str, adopt: bool) -> Result<bool, String> {
     // known to be netnsctl's.
     let record = Record {
         version: RECORD_VERSION,
+        netns_inode: Some(own.1),
         ..Record::default()
     };
     state::write_record(name, &record)

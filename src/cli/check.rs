@@ -7,12 +7,14 @@ pub fn check(global: &GlobalArgs, json: bool) -> u8 {
     let mut errors: Vec<String> = Vec::new();
     let mut notes: Vec<String> = Vec::new();
     let mut code = EXIT_OK;
+    let mut dropins = Vec::new();
     match load_desired(global, &[]) {
         Err(config_errors) => {
             errors.extend(config_errors.0.iter().map(ToString::to_string));
             code = EXIT_INVALID;
         }
-        Ok((_, desired)) => {
+        Ok((loaded, desired)) => {
+            dropins = loaded.origins.dropins().to_vec();
             let rulesets: Vec<_> = desired
                 .namespaces
                 .values()
@@ -59,8 +61,11 @@ pub fn check(global: &GlobalArgs, json: bool) -> u8 {
         for note in &notes {
             eprintln!("note: {note}");
         }
-        if code == EXIT_OK {
+        if code == EXIT_OK && !global.quiet {
             println!("{}: valid", global.config.display());
+            for dropin in &dropins {
+                println!("{}: valid, merged", dropin.display());
+            }
         }
     }
     code

@@ -2,6 +2,7 @@
 
 use super::{require_root, take_lock, GlobalArgs, EXIT_FAILED, EXIT_INVALID, EXIT_OK};
 use crate::config::names::{is_valid_namespace_name, NAMESPACE_NAME_RULE};
+use crate::kernel::netns::{self, NetnsFile};
 use crate::{state, teardown};
 
 pub fn down(global: &GlobalArgs, names: &[String], all: bool, force: bool) -> u8 {
@@ -29,6 +30,19 @@ pub fn down(global: &GlobalArgs, names: &[String], all: bool, force: bool) -> u8
     } else {
         names.to_vec()
     };
+    // As the ExecStop= of netns-NAME.service, down runs inside the namespace it removes; the
+    // host namespace (host veth ends, bridges, the host nftables table) is then the parent's.
+    let own = netns::process_netns().ok();
+    let inside_target = names.iter().any(|name| {
+        matches!(netns::inspect(&netns::netns_path(name)),
+            Ok(NetnsFile::Attached { dev, ino }) if Some((dev, ino)) == own)
+    });
+    if inside_target {
+        if let Err(err) = netns::set_host_netns(nix::unistd::getppid().as_raw() as u32) {
+            eprintln!("error: cannot open the network namespace of the parent process: {err}");
+            return EXIT_FAILED;
+        }
+    }
     let result = teardown::down(&names, force);
     for name in &result.removed {
         println!("{name}: removed namespace");

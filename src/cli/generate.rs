@@ -1,5 +1,8 @@
 //! `generate`: files derived from the config for other programs, and the systemd generator.
 //!
+//! Completions and man pages come from the clap definitions in [`super::Cli`], and the schema
+//! from the serde types in [`crate::config`], so none of them can drift from the code.
+//!
 //! Run as `netnsctl-generator` (a symlink in /usr/lib/systemd/system-generators), the binary
 //! follows systemd.generator(7): it writes the same units as `netnsctl generate systemd` into
 //! the directory systemd passes. On a bad config it logs the errors, writes nothing and still
@@ -10,9 +13,9 @@ use std::ffi::OsString;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use clap::Subcommand;
+use clap::{CommandFactory, Subcommand};
 
-use super::{report_config_errors, GlobalArgs, EXIT_FAILED, EXIT_INVALID, EXIT_OK};
+use super::{report_config_errors, Cli, GlobalArgs, EXIT_FAILED, EXIT_INVALID, EXIT_OK};
 use crate::config::{self, ConfigErrors, LoadedConfig};
 use crate::kernel::files;
 use crate::systemd::{self, Content, Options, OutputFile};
@@ -33,12 +36,81 @@ pub enum Generate {
         #[arg(short, long, value_name = "DIR")]
         output: Option<PathBuf>,
     },
+    /// Print a shell completion script to stdout.
+    Completions {
+        /// Shell to complete for.
+        shell: clap_complete::Shell,
+    },
+    /// Write man pages into DIR: netnsctl.1 and netnsctl-SUBCOMMAND.1 for each subcommand.
+    Man {
+        /// Directory to write the pages to; created when missing.
+        dir: PathBuf,
+    },
+    /// Print the JSON Schema of the config file to stdout.
+    Schema,
 }
 
 pub fn generate(global: &GlobalArgs, kind: &Generate) -> u8 {
-    match kind {
-        Generate::Systemd { output } => systemd_units(global, output.as_deref()),
+    let result = match kind {
+        Generate::Systemd { output } => return systemd_units(global, output.as_deref()),
+        Generate::Completions { shell } => {
+            print_completions(*shell);
+            Ok(())
+        }
+        Generate::Man { dir } => write_man_pages(dir).map(drop),
+        Generate::Schema => print_schema(),
+    };
+    match result {
+        Ok(()) => EXIT_OK,
+        Err(message) => {
+            eprintln!("error: {message}");
+            EXIT_FAILED
+        }
     }
+}
+
+fn print_completions(shell: clap_complete::Shell) {
+    let mut command = Cli::command();
+    clap_complete::generate(shell, &mut command, "netnsctl", &mut std::io::stdout());
+}
+
+fn print_schema() -> Result<(), String> {
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{}", crate::config::schema::schema_json())
+        .map_err(|err| format!("cannot write the schema to stdout: {err}"))
+}
+
+/// Writes one page per command and subcommand, hidden ones excepted, and returns their paths.
+pub fn write_man_pages(dir: &Path) -> Result<Vec<PathBuf>, String> {
+    std::fs::create_dir_all(dir)
+        .map_err(|err| format!("cannot create directory {}: {err}", dir.display()))?;
+    let mut command = Cli::command().disable_help_subcommand(true);
+    // Building propagates the global options into every subcommand and sets display names
+    // such as `netnsctl-apply`, which become the page names.
+    command.build();
+    let mut written = Vec::new();
+    write_man_page(&command, dir, &mut written)?;
+    Ok(written)
+}
+
+fn write_man_page(
+    command: &clap::Command,
+    dir: &Path,
+    written: &mut Vec<PathBuf>,
+) -> Result<(), String> {
+    let page = clap_mangen::Man::new(command.clone())
+        .source(format!("netnsctl {}", env!("CARGO_PKG_VERSION")))
+        .manual("netnsctl manual");
+    let path = dir.join(page.get_filename());
+    let mut text = Vec::new();
+    page.render(&mut text)
+        .map_err(|err| format!("cannot render man page {}: {err}", path.display()))?;
+    std::fs::write(&path, text).map_err(|err| format!("cannot write {}: {err}", path.display()))?;
+    written.push(path);
+    for sub in command.get_subcommands().filter(|sub| !sub.is_hide_set()) {
+        write_man_page(sub, dir, written)?;
+    }
+    Ok(())
 }
 
 fn systemd_units(global: &GlobalArgs, output: Option<&Path>) -> u8 {

@@ -6,7 +6,9 @@ mod check;
 mod down;
 mod exec;
 pub mod generate;
+mod logging;
 mod status;
+mod terminal;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -50,10 +52,10 @@ pub struct GlobalArgs {
     /// Config file.
     #[arg(short, long, global = true, value_name = "FILE", default_value = config::DEFAULT_CONFIG)]
     pub config: PathBuf,
-    /// More log output on stderr; repeat for more detail (-v info, -vv debug, -vvv trace).
+    /// More log output; repeat for more detail (-v info, -vv debug, -vvv trace).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
-    /// Print only errors.
+    /// Print only errors: no log below error, no list of applied changes.
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
     /// Seconds to wait for another netnsctl run to release the lock.
@@ -115,7 +117,7 @@ pub enum Command {
         /// Namespace to register.
         name: String,
     },
-    /// Write files derived from the config, such as systemd units.
+    /// Write derived files: systemd units, shell completions, man pages, the config schema.
     Generate {
         #[command(subcommand)]
         kind: generate::Generate,
@@ -131,36 +133,9 @@ pub enum Command {
 /// Version of the JSON output formats of plan, status and check.
 pub const JSON_VERSION: u32 = 1;
 
-/// Sets up logging on stderr at the level the flags ask for.
-fn init_logging(global: &GlobalArgs) {
-    let level = if global.quiet {
-        "error"
-    } else {
-        match global.verbose {
-            0 => "warn",
-            1 => "info",
-            2 => "debug",
-            _ => "trace",
-        }
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("NETNSCTL_LOG").unwrap_or_else(|_| {
-        // netlink-packet-route warns about every attribute newer than itself, such as
-        // IFLA_INET6_CONF growing on recent kernels; that is noise for netnsctl's users.
-        tracing_subscriber::EnvFilter::new(format!(
-            "{level},netlink_packet_route=error,netlink_packet_core=error"
-        ))
-    });
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .without_time()
-        .with_target(false)
-        .init();
-}
-
 /// Runs the command line and returns the process exit status.
 pub fn run(cli: Cli) -> ExitCode {
-    init_logging(&cli.global);
+    logging::init(&cli.global);
     let code = match &cli.command {
         Command::Apply { names } => apply::apply(&cli.global, names),
         Command::Plan { json, names } => apply::plan(&cli.global, names, *json),

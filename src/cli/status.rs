@@ -4,6 +4,7 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
+use super::terminal::{self, Colour};
 use super::{load_desired, report_config_errors, require_root, GlobalArgs, EXIT_OK, JSON_VERSION};
 use crate::kernel::netns::NetnsFile;
 use crate::kernel::procs;
@@ -67,9 +68,9 @@ pub fn status(global: &GlobalArgs, names: &[String], json: bool) -> u8 {
             name: name.clone(),
             present: seen.attached(),
             stale_file: seen.file == Some(NetnsFile::Stale),
-            owned: seen.record.is_some(),
+            owned: seen.owned(),
             declared: true,
-            in_sync: plan.steps.is_empty() && seen.attached(),
+            in_sync: plan.steps.is_empty() && seen.attached() && seen.owned(),
             drift: plan.steps,
             notes: plan.notes,
             processes: count,
@@ -99,6 +100,7 @@ pub fn status(global: &GlobalArgs, names: &[String], json: bool) -> u8 {
                     namespace: name.clone(),
                     level: plan::Level::Warning,
                     message: format!("created by netnsctl but no longer declared; remove it with `netnsctl down {name}`"),
+                    skipped_sysctl: None,
                 }],
                 processes: count,
             });
@@ -131,21 +133,23 @@ pub fn status(global: &GlobalArgs, names: &[String], json: bool) -> u8 {
         );
         return EXIT_OK;
     }
+    let colour = terminal::colour_enabled(&std::io::stdout());
     for status in &statuses {
         let presence = if status.present {
-            "present"
+            terminal::paint("present", Colour::Green, colour)
         } else if status.stale_file {
-            "stale file"
+            terminal::paint("stale file", Colour::Red, colour)
         } else {
-            "missing"
+            terminal::paint("missing", Colour::Red, colour)
         };
         let ownership = if status.owned { "owned" } else { "not owned" };
         let sync = if status.in_sync {
-            "in sync".to_owned()
+            terminal::paint("in sync", Colour::Green, colour)
         } else if status.drift.is_empty() {
             "not managed".to_owned()
         } else {
-            format!("{} change(s) pending", status.drift.len())
+            let pending = format!("{} change(s) pending", status.drift.len());
+            terminal::paint(&pending, Colour::Yellow, colour)
         };
         println!(
             "{}: {presence}, {ownership}, {sync}, {} process(es)",

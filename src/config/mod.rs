@@ -3,7 +3,9 @@
 //! Struct fields are named exactly like the TOML keys. Unknown keys are rejected by serde
 //! (`deny_unknown_fields`); everything serde cannot express is checked in [`validate`].
 
+pub mod dropin;
 pub mod names;
+pub mod schema;
 pub mod sysctld;
 pub mod units;
 pub mod validate;
@@ -14,6 +16,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use ipnet::IpNet;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub use validate::{ConfigError, ConfigErrors};
@@ -22,7 +25,7 @@ pub use validate::{ConfigError, ConfigErrors};
 pub const DEFAULT_CONFIG: &str = "/etc/netnsctl/netnsctl.toml";
 
 /// The whole configuration file.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Network namespaces, keyed by name.
@@ -34,7 +37,7 @@ pub struct Config {
 }
 
 /// One `[namespaces.NAME]` table.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Namespace {
     /// Manage a namespace that exists but was not created by netnsctl.
@@ -84,6 +87,7 @@ pub struct Namespace {
     #[serde(default)]
     pub killswitch: bool,
     /// Ranges that may reach the namespace over its veth links when the killswitch is on.
+    #[schemars(with = "Vec<String>")]
     #[serde(default)]
     pub accessible_from: Vec<IpNet>,
     /// Existing host links moved into the namespace.
@@ -92,7 +96,7 @@ pub struct Namespace {
 }
 
 /// A sysctl value as written in TOML.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(
     untagged,
     expecting = "invalid value: expected an integer, a string or a boolean"
@@ -124,19 +128,22 @@ impl fmt::Display for SysctlValue {
 }
 
 /// The `dns` table.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Dns {
+    /// `nameserver` lines, in order.
     #[serde(default)]
     pub nameservers: Vec<IpAddr>,
+    /// Domains of the `search` line.
     #[serde(default)]
     pub search: Vec<String>,
+    /// Words of the `options` line, such as "ndots:2" or "edns0".
     #[serde(default)]
     pub options: Vec<String>,
 }
 
 /// How member units join the namespace.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum JoinMode {
     /// `NetworkNamespacePath=/run/netns/NAME`.
@@ -147,7 +154,7 @@ pub enum JoinMode {
 }
 
 /// A unit file value: one line or several lines of the same key.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(
     untagged,
     expecting = "invalid value: expected a string or an array of strings"
@@ -168,7 +175,7 @@ impl UnitValue {
 }
 
 /// A `[[namespaces.NAME.veth]]` entry.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Veth {
     /// Name of the end inside this namespace.
@@ -179,8 +186,12 @@ pub struct Veth {
     pub peer_namespace: Option<String>,
     /// Host bridge that the other end joins.
     pub peer_bridge: Option<String>,
+    /// Addresses with prefix length of the end inside this namespace.
+    #[schemars(with = "Vec<String>")]
     #[serde(default)]
     pub addresses: Vec<IpNet>,
+    /// Addresses with prefix length of the other end.
+    #[schemars(with = "Vec<String>")]
     #[serde(default)]
     pub peer_addresses: Vec<IpNet>,
     /// Source-NAT traffic from this namespace as it leaves the host.
@@ -189,17 +200,21 @@ pub struct Veth {
 }
 
 /// A `[[namespaces.NAME.route]]` entry.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Route {
     /// Destination: `default` or a CIDR.
     pub to: String,
+    /// Gateway address.
     pub via: Option<IpAddr>,
+    /// Outgoing link inside the namespace.
     pub dev: Option<String>,
 }
 
 /// Transport protocol of a port mapping.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize, JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Protocol {
     Tcp,
@@ -216,27 +231,35 @@ impl fmt::Display for Protocol {
 }
 
 /// A `[[namespaces.NAME.port_mapping]]` entry.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PortMapping {
+    /// `tcp` or `udp`.
     pub protocol: Protocol,
+    /// Port on the host.
     pub host_port: u16,
+    /// Port inside the namespace.
     pub port: u16,
     /// Limit the mapping to one host address; every host address when absent.
     pub host_address: Option<IpAddr>,
 }
 
 /// A `[namespaces.NAME.wireguard.LINK]` table.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WireGuard {
+    /// Absolute path of the file with the base64 private key.
     pub private_key_file: PathBuf,
+    /// Addresses with prefix length of the link.
+    #[schemars(with = "Vec<String>")]
     #[serde(default)]
     pub addresses: Vec<IpNet>,
     /// Namespace whose network carries the encrypted UDP: `host` or a namespace name.
     #[serde(default = "default_underlay")]
     pub underlay: String,
+    /// UDP port the link listens on.
     pub listen_port: Option<u16>,
+    /// Peers of the link.
     #[serde(default)]
     pub peer: Vec<WireGuardPeer>,
 }
@@ -246,45 +269,86 @@ fn default_underlay() -> String {
 }
 
 /// A WireGuard peer.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WireGuardPeer {
+    /// The peer's public key in base64.
     pub public_key: String,
+    /// `HOST:PORT` or `[IPv6]:PORT` of the peer.
     pub endpoint: Option<String>,
+    /// Networks routed to this peer and accepted from it.
+    #[schemars(with = "Vec<String>")]
     #[serde(default)]
     pub allowed_ips: Vec<IpNet>,
+    /// Interval in seconds of keepalive packets to the peer.
     pub persistent_keepalive: Option<u16>,
+    /// Absolute path of the file with the base64 preshared key.
     pub preshared_key_file: Option<PathBuf>,
 }
 
 /// A `[bridges.NAME]` table.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Bridge {
+    /// Addresses with prefix length of the bridge.
+    #[schemars(with = "Vec<String>")]
     #[serde(default)]
     pub addresses: Vec<IpNet>,
 }
 
-/// A parsed config together with the file it came from.
+/// A parsed config together with the files it came from.
 #[derive(Debug, Clone)]
 pub struct LoadedConfig {
+    /// The main config file.
     pub path: PathBuf,
     pub config: Config,
+    /// The file behind each key when drop-ins were merged; empty for a single file.
+    pub origins: dropin::Origins,
 }
 
-/// Reads and parses a config file. Syntax, type and unknown-key errors come back with the file
-/// name and the line; [`validate::validate`] checks the rest.
+impl LoadedConfig {
+    /// Returns the first file that declared `key` (a dotted key path as in error messages).
+    pub fn file_of(&self, key: &str) -> &Path {
+        self.files_of(key)
+            .first()
+            .map_or(&self.path, PathBuf::as_path)
+    }
+
+    /// Returns every file that declared `key` or keys below it, in merge order.
+    pub fn files_of(&self, key: &str) -> &[PathBuf] {
+        self.origins
+            .files_of(key)
+            .unwrap_or(std::slice::from_ref(&self.path))
+    }
+}
+
+/// Reads and parses a config file and the drop-ins in `conf.d/*.toml` beside it (see
+/// [`dropin`]). Syntax, type and unknown-key errors come back with the file name and the line;
+/// [`validate::validate`] checks the rest.
 pub fn load(path: &Path) -> Result<LoadedConfig, ConfigErrors> {
-    let text = std::fs::read_to_string(path).map_err(|err| {
+    let text = read_file(path)?;
+    let dropins = dropin::dropin_files(path).map_err(ConfigErrors::single)?;
+    if dropins.is_empty() {
+        return parse(path, &text);
+    }
+    let mut files = vec![(path.to_owned(), text)];
+    for dropin in dropins {
+        let text = read_file(&dropin)?;
+        files.push((dropin, text));
+    }
+    dropin::parse_merged(&files)
+}
+
+fn read_file(path: &Path) -> Result<String, ConfigErrors> {
+    std::fs::read_to_string(path).map_err(|err| {
         ConfigErrors::single(ConfigError::file(
             path,
             format!("cannot read config file: {err}"),
         ))
-    })?;
-    parse(path, &text)
+    })
 }
 
-/// Parses config text; `path` is used in messages only.
+/// Parses the text of one config file; `path` is used in messages only.
 pub fn parse(path: &Path, text: &str) -> Result<LoadedConfig, ConfigErrors> {
     let syntax = |key, err: &toml::de::Error| {
         ConfigErrors::single(ConfigError::syntax(path, text, key, err))
@@ -297,12 +361,13 @@ pub fn parse(path: &Path, text: &str) -> Result<LoadedConfig, ConfigErrors> {
     Ok(LoadedConfig {
         path: path.to_owned(),
         config,
+        origins: dropin::Origins::default(),
     })
 }
 
 /// Formats a deserializer path as a TOML key path (`namespaces.web.veth[0].name`); `None` for
 /// the document root.
-fn key_path(path: &serde_path_to_error::Path) -> Option<String> {
+pub(crate) fn key_path(path: &serde_path_to_error::Path) -> Option<String> {
     use serde_path_to_error::Segment;
     let mut key = String::new();
     for segment in path.iter() {

@@ -57,7 +57,6 @@ const INSTALL_LINK_KEYS: [&str; 3] = ["WantedBy", "RequiredBy", "UpheldBy"];
 
 /// Checks overrides and members of every namespace; returns the errors found.
 pub fn check(loaded: &LoadedConfig) -> Vec<ConfigError> {
-    let file = loaded.path.as_path();
     let mut errors = Vec::new();
     // Member unit name to the key that claims it, to find units listed in two namespaces.
     let mut members: BTreeMap<&str, String> = BTreeMap::new();
@@ -70,7 +69,7 @@ pub fn check(loaded: &LoadedConfig) -> Vec<ConfigError> {
             let mkey = format!("{key}.members[{i}]");
             if let Some(previous) = members.insert(member, mkey.clone()) {
                 errors.push(ConfigError::key(
-                    file,
+                    loaded.file_of(&mkey),
                     mkey,
                     format!("{member:?}"),
                     format!("a unit runs in one namespace only, and {previous} already lists it"),
@@ -82,6 +81,7 @@ pub fn check(loaded: &LoadedConfig) -> Vec<ConfigError> {
             for (setting, value) in entries {
                 let skey = format!("{key}.service.{}.{}", key_part(section), key_part(setting));
                 let value_text = format!("{value:?}");
+                let file = loaded.file_of(&skey);
                 let setting_error =
                     |message: String| ConfigError::key(file, skey.clone(), &value_text, message);
                 if NETWORK_NAMESPACE_KEYS.contains(&(section.as_str(), setting.as_str())) {

@@ -141,21 +141,37 @@ const MEMBER_UNIT_SUFFIXES: [&str; 3] = [".service", ".socket", ".scope"];
 pub const SERVICE_SECTIONS: [&str; 3] = ["Unit", "Service", "Install"];
 
 struct Checker<'a> {
-    file: &'a Path,
+    loaded: &'a LoadedConfig,
     errors: Vec<ConfigError>,
 }
 
 impl Checker<'_> {
+    /// Records an error on `key`, in the file that declared the key. A key whose table spans
+    /// several files (drop-ins) names the others in the message.
     fn error(&mut self, key: String, value: impl fmt::Display, message: impl Into<String>) {
-        self.errors
-            .push(ConfigError::key(self.file, key, value, message));
+        let mut message = message.into();
+        let files = self.loaded.files_of(&key);
+        if let [first, others @ ..] = files {
+            if !others.is_empty() {
+                let others: Vec<String> = others
+                    .iter()
+                    .map(|file| file.display().to_string())
+                    .collect();
+                message.push_str(&format!(
+                    " ({key} is also declared in {})",
+                    others.join(", ")
+                ));
+            }
+            self.errors
+                .push(ConfigError::key(first, key, value, message));
+        }
     }
 }
 
 /// Checks a parsed config. Returns every error found.
 pub fn validate(loaded: &LoadedConfig) -> Result<(), ConfigErrors> {
     let mut checker = Checker {
-        file: &loaded.path,
+        loaded,
         errors: Vec::new(),
     };
     let config = &loaded.config;
@@ -504,6 +520,19 @@ fn check_links<'c>(
                 format!("{vkey}.masquerade"),
                 true,
                 "masquerade applies to traffic leaving through the host: use it on a veth to the host",
+            );
+        }
+        if veth.peer_bridge.is_some() && !veth.peer_addresses.is_empty() {
+            checker.error(
+                format!("{vkey}.peer_addresses"),
+                format!(
+                    "{:?}",
+                    veth.peer_addresses
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                ),
+                "a bridge port has no addresses of its own: put them in the bridge's `addresses`",
             );
         }
         check_addresses(checker, &format!("{vkey}.addresses"), &veth.addresses);

@@ -71,14 +71,26 @@ pub fn create_dir_all(path: &Path, mode: u32) -> io::Result<()> {
 /// Rewrites a regular file in place: truncate and write through the same inode, so bind mounts
 /// of the file see the new content. Creates the file with `mode` if it is missing.
 pub fn write_in_place(path: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
-    let fd = open_no_symlinks(path, OFlag::O_WRONLY | OFlag::O_CREAT, mode)
-        .map_err(|err| with_path(err, "cannot open", path))?;
+    // O_NONBLOCK: opening a FIFO for writing would otherwise wait for a reader. Without one
+    // the open fails with ENXIO; with one, the type check below rejects it.
+    let not_regular = || {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} is not a regular file; remove it", path.display()),
+        )
+    };
+    let fd = match open_no_symlinks(
+        path,
+        OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_NONBLOCK,
+        mode,
+    ) {
+        Ok(fd) => fd,
+        Err(Errno::ENXIO) => return Err(not_regular()),
+        Err(err) => return Err(with_path(err, "cannot open", path)),
+    };
     let stat = fstat(&fd).map_err(|err| with_path(err, "cannot stat", path))?;
     if SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT != SFlag::S_IFREG {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("{} is not a regular file", path.display()),
-        ));
+        return Err(not_regular());
     }
     ftruncate(&fd, 0).map_err(|err| with_path(err, "cannot truncate", path))?;
     let mut file = File::from(fd);
@@ -138,8 +150,17 @@ pub fn replace_symlink(path: &Path, target: &Path) -> io::Result<()> {
 
 /// Reads a file without following symlinks. Returns `None` when it does not exist.
 pub fn read(path: &Path) -> io::Result<Option<Vec<u8>>> {
-    match open_no_symlinks(path, OFlag::O_RDONLY, 0) {
+    // O_NONBLOCK keeps a FIFO planted at the path from blocking the open; the type check then
+    // rejects it.
+    match open_no_symlinks(path, OFlag::O_RDONLY | OFlag::O_NONBLOCK, 0) {
         Ok(fd) => {
+            let stat = fstat(&fd).map_err(|err| with_path(err, "cannot stat", path))?;
+            if SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT != SFlag::S_IFREG {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("{} is not a regular file; remove it", path.display()),
+                ));
+            }
             let mut buf = Vec::new();
             File::from(fd).read_to_end(&mut buf)?;
             Ok(Some(buf))

@@ -11,7 +11,7 @@
 use std::ffi::{CStr, CString};
 use std::io::Write;
 use std::os::fd::AsRawFd;
-use std::os::raw::{c_char, c_int};
+use std::os::raw::{c_char, c_int, c_uint};
 use std::sync::Mutex;
 
 use nix::sys::memfd::{memfd_create, MFdFlags};
@@ -22,12 +22,15 @@ struct NftCtx {
 }
 
 const NFT_CTX_DEFAULT: u32 = 0;
+const NFT_CTX_OUTPUT_STATELESS: c_uint = 1 << 2;
 
 #[link(name = "nftables")]
 extern "C" {
     fn nft_ctx_new(flags: u32) -> *mut NftCtx;
     fn nft_ctx_free(ctx: *mut NftCtx);
     fn nft_ctx_set_dry_run(ctx: *mut NftCtx, dry: bool);
+    fn nft_ctx_output_get_flags(ctx: *mut NftCtx) -> c_uint;
+    fn nft_ctx_output_set_flags(ctx: *mut NftCtx, flags: c_uint);
     fn nft_ctx_buffer_output(ctx: *mut NftCtx) -> c_int;
     fn nft_ctx_buffer_error(ctx: *mut NftCtx) -> c_int;
     fn nft_ctx_get_output_buffer(ctx: *mut NftCtx) -> *const c_char;
@@ -67,9 +70,9 @@ fn buffer_text(text: *const c_char) -> String {
 }
 
 /// Runs an nft script in the calling thread's network namespace, as `nft -f FILE` does (with
-/// `--check` when `dry_run`). Returns the name the script had, for the caller to replace in
-/// error messages, and what nft printed.
-pub fn run(script: &str, dry_run: bool) -> std::io::Result<(String, Output)> {
+/// `--check` when `dry_run`, `--stateless` when `stateless`). Returns the name the script had,
+/// for the caller to replace in error messages, and what nft printed.
+pub fn run(script: &str, dry_run: bool, stateless: bool) -> std::io::Result<(String, Output)> {
     let memfd = memfd_create(c"netnsctl-nft", MFdFlags::MFD_CLOEXEC)?;
     let mut file = std::fs::File::from(memfd);
     file.write_all(script.as_bytes())?;
@@ -93,6 +96,10 @@ pub fn run(script: &str, dry_run: bool) -> std::io::Result<(String, Output)> {
         nft_ctx_buffer_output(context.0);
         nft_ctx_buffer_error(context.0);
         nft_ctx_set_dry_run(context.0, dry_run);
+        if stateless {
+            let flags = nft_ctx_output_get_flags(context.0);
+            nft_ctx_output_set_flags(context.0, flags | NFT_CTX_OUTPUT_STATELESS);
+        }
         let status = nft_run_cmd_from_filename(context.0, c_name.as_ptr());
         Output {
             success: status == 0,

@@ -239,8 +239,53 @@ pub fn process_netns() -> io::Result<(u64, u64)> {
     Ok((meta.dev(), meta.ino()))
 }
 
+/// Returns the device and inode of the network namespaces netnsctl must never manage as a
+/// named namespace: PID 1's (the host's) and the one netnsctl itself runs in.
+pub fn host_namespaces() -> Vec<(u64, u64)> {
+    ["/proc/1/ns/net", "/proc/self/ns/net"]
+        .iter()
+        .filter_map(|path| std::fs::metadata(path).ok())
+        .map(|meta| (meta.dev(), meta.ino()))
+        .collect()
+}
+
+/// Returns the device and inode of PID 1's network namespace.
+pub fn init_netns() -> io::Result<(u64, u64)> {
+    let meta = std::fs::metadata("/proc/1/ns/net")?;
+    Ok((meta.dev(), meta.ino()))
+}
+
 /// Returns the device and inode of the calling thread's network namespace.
 pub fn current_thread_netns() -> io::Result<(u64, u64)> {
     let meta = std::fs::metadata("/proc/thread-self/ns/net")?;
     Ok((meta.dev(), meta.ino()))
+}
+
+/// Network namespace file of the host namespace, set by [`set_host_netns`].
+static HOST_NETNS: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// Makes the network namespace of process `pid` the host namespace for this run: the namespace
+/// of bridges, host veth ends, the host nftables table and `underlay = "host"`. The namespace is
+/// opened now and kept open, so it stays the same even if the process exits. Without a call, the
+/// host namespace is the one netnsctl started in.
+pub fn set_host_netns(pid: u32) -> io::Result<()> {
+    let file = open_netns(Path::new(&format!("/proc/{pid}/ns/net")))?;
+    let fd = std::os::fd::IntoRawFd::into_raw_fd(file);
+    let _ = HOST_NETNS.set(PathBuf::from(format!("/proc/self/fd/{fd}")));
+    Ok(())
+}
+
+/// Returns a path that opens the host network namespace.
+pub fn host_netns_path() -> PathBuf {
+    HOST_NETNS
+        .get()
+        .cloned()
+        // The main thread never switches namespaces, so the thread group's namespace link is
+        // the one netnsctl started in.
+        .unwrap_or_else(|| PathBuf::from("/proc/self/ns/net"))
+}
+
+/// Runs `f` on a dedicated thread inside the host network namespace.
+pub fn in_host_netns<T: Send>(f: impl FnOnce() -> T + Send) -> io::Result<T> {
+    in_netns(&host_netns_path(), f)
 }

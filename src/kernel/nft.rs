@@ -67,19 +67,12 @@ pub fn nft_program() -> PathBuf {
 /// `check`. Returns what nft printed on stdout.
 #[cfg(feature = "libnftables")]
 fn run_script_text(script: &str, label: &str, check: bool) -> Result<String, NftError> {
-    let (name, output) =
-        super::libnftables::run(script, check).map_err(|source| NftError::Library { source })?;
+    let (name, output) = super::libnftables::run(script, check, false)
+        .map_err(|source| NftError::Library { source })?;
     if output.success {
         return Ok(output.stdout);
     }
-    let message = if output.stderr.trim().is_empty() {
-        "nft failed without a message".to_owned()
-    } else {
-        output
-            .stderr
-            .replace(&format!("{name}:"), &format!("{label}:"))
-    };
-    Err(NftError::Rejected { message })
+    Err(rejected(&output.stderr, &name, label, script))
 }
 
 /// Runs an nft script with the `nft` binary, `--check` when `check`. Returns what nft printed on
@@ -92,6 +85,47 @@ fn run_script_text(script: &str, label: &str, check: bool) -> Result<String, Nft
         &["-f", "-"]
     };
     run(args, script, label)
+}
+
+/// Runs one nft listing command given as arguments, like `nft list ruleset`, with `--stateless`
+/// when `stateless`. Returns its output.
+fn run_command(args: &[&str], stateless: bool) -> Result<String, NftError> {
+    #[cfg(feature = "libnftables")]
+    {
+        let script = format!("{}\n", args.join(" "));
+        let (name, output) = super::libnftables::run(&script, false, stateless)
+            .map_err(|source| NftError::Library { source })?;
+        if output.success {
+            return Ok(output.stdout);
+        }
+        Err(rejected(&output.stderr, &name, "list", &script))
+    }
+    #[cfg(not(feature = "libnftables"))]
+    {
+        let mut all = Vec::with_capacity(args.len() + 1);
+        if stateless {
+            all.push("--stateless");
+        }
+        all.extend_from_slice(args);
+        run(&all, "", "list")
+    }
+}
+
+/// Builds the error for a rejected script from nft's message: `name`, the file name nft saw,
+/// becomes `label`, and the flush prefix of [`replace_script`] is hidden.
+#[cfg(feature = "libnftables")]
+fn rejected(stderr: &str, name: &str, label: &str, script: &str) -> NftError {
+    let message = if stderr.trim().is_empty() {
+        "nft failed without a message".to_owned()
+    } else {
+        let message = stderr.replace(&format!("{name}:"), &format!("{label}:"));
+        if script.starts_with(FLUSH_PREFIX) {
+            hide_flush_prefix(&message, label)
+        } else {
+            message
+        }
+    };
+    NftError::Rejected { message }
 }
 
 #[cfg_attr(feature = "libnftables", allow(dead_code))]
@@ -122,7 +156,12 @@ fn run(args: &[&str], stdin: &str, label: &str) -> Result<String, NftError> {
     let message = if stderr.trim().is_empty() {
         format!("nft failed with {}", output.status)
     } else {
-        stderr.replace("/dev/stdin:", &format!("{label}:"))
+        let message = stderr.replace("/dev/stdin:", &format!("{label}:"));
+        if stdin.starts_with(FLUSH_PREFIX) {
+            hide_flush_prefix(&message, label)
+        } else {
+            message
+        }
     };
     Err(NftError::Rejected { message })
 }
@@ -130,7 +169,60 @@ fn run(args: &[&str], stdin: &str, label: &str) -> Result<String, NftError> {
 /// Builds the script that replaces the whole ruleset in one transaction. `flush ruleset;` goes on
 /// the first line so nft's line numbers match the user's text.
 pub fn replace_script(ruleset: &str) -> String {
-    format!("flush ruleset; {ruleset}")
+    format!("{FLUSH_PREFIX}{ruleset}")
+}
+
+const FLUSH_PREFIX: &str = "flush ruleset; ";
+
+/// Removes the `flush ruleset; ` that [`replace_script`] put before the user's first line from
+/// nft's message: from the quoted line, from the caret line under it, and from the columns of
+/// `LABEL:1:FROM-TO:`.
+fn hide_flush_prefix(message: &str, label: &str) -> String {
+    let shift = FLUSH_PREFIX.len();
+    let location = format!("{label}:1:");
+    let mut lines: Vec<String> = Vec::new();
+    let mut after_quote = false;
+    for line in message.lines() {
+        if let Some(rest) = line.strip_prefix(FLUSH_PREFIX) {
+            lines.push(rest.to_owned());
+            after_quote = true;
+            continue;
+        }
+        if after_quote && line.len() >= shift && line[..shift].trim().is_empty() {
+            lines.push(line[shift..].to_owned());
+            after_quote = false;
+            continue;
+        }
+        after_quote = false;
+        lines.push(shift_columns(line, &location, shift));
+    }
+    let mut joined = lines.join("\n");
+    if message.ends_with('\n') {
+        joined.push('\n');
+    }
+    joined
+}
+
+/// Rewrites `LOCATION FROM-TO:` (or `LOCATION COLUMN:`) at the start of `line` with the columns
+/// reduced by `shift`.
+fn shift_columns(line: &str, location: &str, shift: usize) -> String {
+    let Some(rest) = line.strip_prefix(location) else {
+        return line.to_owned();
+    };
+    let Some((columns, tail)) = rest.split_once(':') else {
+        return line.to_owned();
+    };
+    let shifted: Option<Vec<String>> = columns
+        .split('-')
+        .map(|column| {
+            let column: usize = column.parse().ok()?;
+            Some(column.saturating_sub(shift).max(1).to_string())
+        })
+        .collect();
+    match shifted {
+        Some(shifted) => format!("{location}{}:{tail}", shifted.join("-")),
+        None => line.to_owned(),
+    }
 }
 
 /// Replaces the ruleset of the calling thread's namespace with `ruleset`, atomically: nft sends
@@ -150,17 +242,10 @@ pub fn flush_ruleset() -> Result<(), NftError> {
     run_script_text("flush ruleset\n", "flush", false).map(drop)
 }
 
-/// Returns the ruleset of the calling thread's namespace as nft prints it.
+/// Returns the ruleset of the calling thread's namespace as nft prints it, without stateful
+/// values such as counters and quotas, so that the text only changes when the rules do.
 pub fn list_ruleset() -> Result<String, NftError> {
-    run_command(&["list", "ruleset"])
-}
-
-/// Runs one nft command given as arguments, like `nft list ruleset`. Returns its output.
-fn run_command(args: &[&str]) -> Result<String, NftError> {
-    #[cfg(feature = "libnftables")]
-    return run_script_text(&format!("{}\n", args.join(" ")), "list", false);
-    #[cfg(not(feature = "libnftables"))]
-    run(args, "", "list")
+    run_command(&["list", "ruleset"], true)
 }
 
 /// Runs an nft script as given, e.g. one that replaces a single table.
@@ -170,7 +255,7 @@ pub fn run_script(script: &str, label: &str) -> Result<(), NftError> {
 
 /// Returns the listing of one table, or `None` when it does not exist.
 pub fn list_table(family: &str, name: &str) -> Result<Option<String>, NftError> {
-    match run_command(&["list", "table", family, name]) {
+    match run_command(&["list", "table", family, name], false) {
         Ok(listing) => Ok(Some(listing)),
         Err(NftError::Rejected { message }) if message.contains("No such file or directory") => {
             Ok(None)
@@ -264,4 +349,29 @@ pub fn ruleset_generation() -> io::Result<u32> {
         io::ErrorKind::InvalidData,
         "nfnetlink reply has no generation id",
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flush_prefix_hidden_from_messages() {
+        let message = "vpn.nft:1:24-27: Error: syntax error, unexpected string\n\
+                       flush ruleset; table ip x { chain y { dorp; } }\n\
+                       \x20                      ^^^^\n";
+        let shown = hide_flush_prefix(message, "vpn.nft");
+        assert_eq!(
+            shown,
+            "vpn.nft:1:9-12: Error: syntax error, unexpected string\n\
+             table ip x { chain y { dorp; } }\n\
+             \x20       ^^^^\n"
+        );
+    }
+
+    #[test]
+    fn later_lines_keep_their_columns() {
+        let message = "vpn.nft:3:5-8: Error: x\n    dorp\n    ^^^^\n";
+        assert_eq!(hide_flush_prefix(message, "vpn.nft"), message);
+    }
 }

@@ -176,13 +176,18 @@ pub fn start_userspace(name: &str) -> io::Result<u32> {
     let program = wireguard_go_program();
     let socket = uapi_socket(name);
     if socket.exists() {
-        return Err(io::Error::new(
-            io::ErrorKind::AlreadyExists,
-            format!(
-                "{} exists: another wireguard-go runs a link named {name}",
-                socket.display()
-            ),
-        ));
+        if UnixStream::connect(&socket).is_ok() {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!(
+                    "{} exists: another wireguard-go runs a link named {name}",
+                    socket.display()
+                ),
+            ));
+        }
+        // No process listens, so the socket belongs to a wireguard-go that was killed.
+        tracing::warn!(socket = %socket.display(), "removing a stale UAPI socket");
+        std::fs::remove_file(&socket)?;
     }
     let mut command = Command::new(&program);
     command
@@ -231,10 +236,19 @@ pub fn start_userspace(name: &str) -> io::Result<u32> {
     }
 }
 
-/// Whether `pid` is a running wireguard-go process.
+/// Checks whether `pid` is a running wireguard-go process. A zombie does not count: once
+/// netnsctl has exited, only the process that inherited it (init or a subreaper) reaps it.
 pub fn is_wireguard_go(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/comm"))
-        .is_ok_and(|comm| comm.trim_end() == "wireguard-go")
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // Format: "PID (COMM) STATE ...", where COMM may itself contain ") ".
+    let Some((head, tail)) = stat.rsplit_once(") ") else {
+        return false;
+    };
+    let comm = head.split_once(" (").map_or("", |(_, comm)| comm);
+    let state = tail.chars().next().unwrap_or('?');
+    comm == "wireguard-go" && !matches!(state, 'Z' | 'X')
 }
 
 /// Stops a wireguard-go process (after checking that `pid` still is one) and removes its socket.
@@ -580,11 +594,12 @@ fn parse_sockaddr(bytes: &[u8]) -> Option<SocketAddr> {
 }
 
 /// Applies a change to kernel link `link` in the calling thread's namespace.
-// NOTE: written against linux/wireguard.h; this machine has no wireguard module, so the tests
-// exercise only the userspace backend.
+// NOTE: untested: the test machines have no WireGuard module, so the tests exercise only the
+// userspace backend.
 pub fn kernel_set(link: &str, change: &DeviceChange) -> io::Result<()> {
     let mut genl = Genl::open()?;
     let family = genl.family_id("wireguard")?;
+
     let mut attributes = Attributes::new();
     ifname_attribute(&mut attributes, link);
     if let Some(key) = &change.private_key {
@@ -599,6 +614,8 @@ pub fn kernel_set(link: &str, change: &DeviceChange) -> io::Result<()> {
     if change.replace_peers {
         attributes.put(WGDEVICE_A_FLAGS, &WGDEVICE_F_REPLACE_PEERS.to_ne_bytes());
     }
+
+    // Peers are a nested list whose entries are numbered from 0.
     let mut peers = Attributes::new();
     let mut index = 0u16;
     for key in &change.remove_peers {
@@ -611,6 +628,7 @@ pub fn kernel_set(link: &str, change: &DeviceChange) -> io::Result<()> {
         peers.nested(index, peer);
         index += 1;
     }
+
     for config in &change.peers {
         let mut peer = Attributes::new();
         peer.put(
@@ -630,6 +648,7 @@ pub fn kernel_set(link: &str, change: &DeviceChange) -> io::Result<()> {
             WGPEER_A_PERSISTENT_KEEPALIVE_INTERVAL,
             &config.persistent_keepalive.unwrap_or(0).to_ne_bytes(),
         );
+
         let mut allowed = Attributes::new();
         for (i, net) in config.allowed_ips.iter().enumerate() {
             let mut entry = Attributes::new();
@@ -646,6 +665,7 @@ pub fn kernel_set(link: &str, change: &DeviceChange) -> io::Result<()> {
         peers.nested(index, peer);
         index += 1;
     }
+
     if index > 0 {
         attributes.nested(WGDEVICE_A_PEERS, peers);
     }

@@ -57,10 +57,6 @@ pub struct ObservedHost {
     pub record: HostRecord,
     /// Host rules recorded by namespaces outside this run, by namespace.
     pub other_rules: BTreeMap<String, HostRules>,
-    /// Host links recorded by namespaces outside this run.
-    pub other_links: Vec<String>,
-    /// Whether a namespace outside this run still uses a bridge as a port's controller.
-    pub other_bridges: Vec<String>,
     /// SHA-256 of `nft list table inet netnsctl`; `None` when the table does not exist.
     pub table_listing_digest: Option<String>,
     /// Host sysctls netnsctl may set, with their values; `None` when the key does not exist.
@@ -150,6 +146,17 @@ pub fn observe_namespaces(names: &[String]) -> (BTreeMap<String, NetState>, Vec<
 /// Reads the host side: links, the host table, records of other namespaces and the sysctls
 /// netnsctl sets on host links.
 pub fn observe_host(desired: &Desired) -> ObservedHost {
+    match netns::in_host_netns(|| read_host(desired)) {
+        Ok(host) => host,
+        Err(err) => ObservedHost {
+            errors: vec![format!("cannot enter the host namespace: {err}")],
+            ..ObservedHost::default()
+        },
+    }
+}
+
+/// Reads the host side from a thread inside the host namespace.
+fn read_host(desired: &Desired) -> ObservedHost {
     let mut host = ObservedHost::default();
     match NetState::read() {
         Ok(net) => host.net = Some(net),
@@ -164,14 +171,6 @@ pub fn observe_host(desired: &Desired) -> ObservedHost {
             continue;
         }
         if let Ok(Some(record)) = state::read_record(&name) {
-            host.other_links.extend(record.host_links.iter().cloned());
-            host.other_bridges.extend(
-                record
-                    .host_rules
-                    .masquerade
-                    .iter()
-                    .map(|rule| rule.host_link.clone()),
-            );
             if !record.host_rules.is_empty() {
                 host.other_rules.insert(name, record.host_rules);
             }

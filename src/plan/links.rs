@@ -28,6 +28,10 @@ struct Buckets {
     route_adds: Vec<Step>,
     table: Vec<Step>,
     bridge_deletes: Vec<Step>,
+    /// New WireGuard links, with their namespace's routes: created once the underlay's veths,
+    /// addresses and routes are in place, because a link may send its first handshake to the
+    /// endpoint as soon as it is configured.
+    late: Vec<Step>,
 }
 
 impl Buckets {
@@ -44,6 +48,7 @@ impl Buckets {
             self.sysctls,
             self.route_removes,
             self.route_adds,
+            self.late,
             self.table,
             self.bridge_deletes,
         ]
@@ -124,7 +129,7 @@ pub fn plan_links(
         .filter(|(_, fresh)| *fresh)
         .map(|(spec, _)| spec.name.as_str())
         .collect();
-    // A namespace created by this plan has no links yet, whatever an old observation says.
+    // A namespace created by this plan has no links yet, whatever an old observation shows.
     let net_of = |netns: &Option<String>| -> Option<&NetState> {
         match netns {
             None => Some(host_net),
@@ -138,12 +143,9 @@ pub fn plan_links(
     let mut all_rules: BTreeMap<String, HostRules> = host.other_rules.clone();
     for (spec, fresh) in managed {
         let name = spec.name.as_str();
-        let record = match observed
-            .namespaces
-            .get(name)
-            .and_then(|seen| seen.record.as_ref())
-        {
-            Some(record) if !fresh => record.clone(),
+        // The record lists netnsctl's links only while the namespace is the one it recorded.
+        let record = match observed.namespaces.get(name) {
+            Some(seen) if !fresh && seen.owned() => seen.record.clone().unwrap_or_default(),
             _ => Record::default(),
         };
         let own: Option<String> = Some(name.to_owned());
@@ -154,7 +156,17 @@ pub fn plan_links(
         plan_veths(spec, &record, net, &net_of, host, &mut buckets, plan);
         plan_wireguard(spec, &record, net, observed, &net_of, &mut buckets, plan);
         plan_moved_links(spec, &record, net, host_net, &mut buckets, plan);
-        plan_routes(spec, &record, net, &mut buckets);
+        let creates_wireguard = buckets.late.iter().any(
+            |step| matches!(step, Step::CreateWireGuard { namespace, .. } if namespace == name),
+        );
+        if creates_wireguard {
+            let mut routes = Buckets::default();
+            plan_routes(spec, &record, net, &mut routes);
+            buckets.route_removes.append(&mut routes.route_removes);
+            buckets.late.append(&mut routes.route_adds);
+        } else {
+            plan_routes(spec, &record, net, &mut buckets);
+        }
         for link in links::localnet_links(&rules) {
             let key = route_localnet_key(&link);
             let current = host.sysctls.get(&key).cloned().flatten();
@@ -366,6 +378,8 @@ fn plan_veths<'a>(
 
 /// Whether an observed peer matches the declared one. An endpoint given as a host name is not
 /// compared, because it is resolved only when applied.
+// NOTE: a peer that roams away from its declared IP endpoint shows as drift, and apply sets the
+// declared endpoint again.
 fn peer_matches(
     wanted: &crate::desired::WireGuardPeerSpec,
     seen: &crate::kernel::wireguard::Peer,
@@ -380,7 +394,8 @@ fn peer_matches(
         .and_then(|e| e.parse::<std::net::SocketAddr>().ok())
     {
         Some(endpoint) => seen.endpoint == Some(endpoint),
-        None => wanted.endpoint.is_some() || seen.endpoint.is_none(),
+        // Without a declared endpoint the peer's roaming address is whatever it last used.
+        None => true,
     };
     wanted_ips == seen_ips
         && endpoint_matches
@@ -492,13 +507,16 @@ fn plan_wireguard<'a>(
                     );
                     continue;
                 }
-                buckets.creates.push(Step::CreateWireGuard {
+                buckets.late.push(Step::CreateWireGuard {
                     namespace: name.to_owned(),
                     link: wg.link.clone(),
                     underlay: wg.underlay.clone(),
                 });
-                plan_up(buckets, name, &own, &wg.link, false);
-                plan_addresses(buckets, name, &own, &wg.link, &wg.addresses, None);
+                let mut link_steps = Buckets::default();
+                plan_up(&mut link_steps, name, &own, &wg.link, false);
+                plan_addresses(&mut link_steps, name, &own, &wg.link, &wg.addresses, None);
+                buckets.late.append(&mut link_steps.ups);
+                buckets.late.append(&mut link_steps.address_adds);
             }
         }
     }

@@ -47,6 +47,7 @@ fn converged(desired: &Desired) -> Observed {
             version: RECORD_VERSION,
             ruleset_digest: spec.ruleset.as_ref().map(|ruleset| ruleset.digest.clone()),
             ruleset_generation: spec.ruleset.as_ref().map(|_| 7),
+            netns_inode: Some(4026532000),
             ..Record::default()
         };
         observed.namespaces.insert(
@@ -60,6 +61,7 @@ fn converged(desired: &Desired) -> Observed {
                 inside: Some(inside),
                 resolv_conf: Some(spec.resolv_conf.clone().into_bytes()),
                 errors: Vec::new(),
+                host_namespace: false,
             },
         );
     }
@@ -90,10 +92,10 @@ fn missing_namespace_gets_every_step() {
         [
             "vpn: create namespace",
             "vpn: set link lo up",
-            "vpn: set sysctl net.ipv4.ip_forward = 1",
-            "vpn: set sysctl net.ipv6.conf.all.forwarding = 1",
             "vpn: load nftables ruleset from /etc/netnsctl/test.toml: namespaces.vpn.nftables \
              (not loaded yet)",
+            "vpn: set sysctl net.ipv4.ip_forward = 1",
+            "vpn: set sysctl net.ipv6.conf.all.forwarding = 1",
             "vpn: write /etc/netns/vpn/resolv.conf",
         ]
     );
@@ -388,4 +390,56 @@ fn steps_serialize_with_action_tag() {
     assert_eq!(json["action"], "set-sysctl");
     assert_eq!(json["namespace"], "vpn");
     assert_eq!(json["key"], "net.ipv4.ip_forward");
+}
+
+#[test]
+fn namespace_registered_again_is_left_alone() {
+    let desired = desired(CONTRACT);
+    let mut observed = converged(&desired);
+    let seen = namespace(&mut observed, "vpn");
+    seen.record.as_mut().expect("record").netns_inode = Some(4026531000);
+    let plan = plan(&desired, &observed);
+    assert!(plan.steps.is_empty(), "{:?}", plan.steps);
+    assert!(plan.notes[0]
+        .message
+        .contains("not the one netnsctl created"));
+}
+
+#[test]
+fn namespace_registered_again_is_adopted_and_reloaded() {
+    let desired = desired(&CONTRACT.replace("[namespaces.vpn]", "[namespaces.vpn]\nadopt = true"));
+    let mut observed = converged(&desired);
+    let seen = namespace(&mut observed, "vpn");
+    seen.record.as_mut().expect("record").netns_inode = Some(4026531000);
+    let plan = plan(&desired, &observed);
+    assert_eq!(
+        plan.steps[0],
+        Step::AdoptNamespace {
+            namespace: "vpn".into()
+        }
+    );
+    assert!(plan.steps.iter().any(
+        |step| matches!(step, Step::LoadRuleset { reason, .. } if reason == "not loaded yet")
+    ));
+}
+
+#[test]
+fn host_namespace_is_never_managed() {
+    let desired = desired(&CONTRACT.replace("[namespaces.vpn]", "[namespaces.vpn]\nadopt = true"));
+    let mut observed = converged(&desired);
+    let seen = namespace(&mut observed, "vpn");
+    seen.host_namespace = true;
+    seen.inside = None;
+    let plan = plan(&desired, &observed);
+    assert!(plan.steps.is_empty(), "{:?}", plan.steps);
+    assert!(plan.notes[0].message.contains("host's network namespace"));
+}
+
+#[test]
+fn ruleset_loads_before_sysctls() {
+    let plan = plan(&desired(CONTRACT), &Observed::default());
+    let position = |wanted: fn(&Step) -> bool| plan.steps.iter().position(wanted);
+    let ruleset = position(|step| matches!(step, Step::LoadRuleset { .. }));
+    let sysctl = position(|step| matches!(step, Step::SetSysctl { .. }));
+    assert!(ruleset < sysctl, "{:?}", plan.steps);
 }

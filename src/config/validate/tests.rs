@@ -20,6 +20,11 @@ fn errors(text: &str) -> Vec<String> {
 
 /// (config text, fragment the message must contain)
 const INVALID: &[(&str, &str)] = &[
+    (
+        "[bridges.br0]\n[namespaces.lab]\n[[namespaces.lab.veth]]\nname = \"eth0\"\npeer = \"ve-lab\"\n\
+         peer_bridge = \"br0\"\npeer_addresses = [\"10.0.0.1/24\"]\n",
+        "namespaces.lab.veth[0].peer_addresses = [\"10.0.0.1/24\"]: a bridge port has no addresses",
+    ),
     ("[namespaces.host]\n", "namespaces.host = \"host\": the name \"host\""),
     (
         "[namespaces.web]\n[[namespaces.web.veth]]\nname = \"eth0\"\npeer = \"ve-web\"\n\

@@ -216,6 +216,7 @@ fn converged(desired: &Desired) -> Observed {
                 }),
                 resolv_conf: Some(spec.resolv_conf.clone().into_bytes()),
                 errors: Vec::new(),
+                host_namespace: false,
             },
         );
     }
@@ -272,11 +273,12 @@ fn missing_namespaces_get_every_link_step() {
     let localnet = position("web: set host sysctl net.ipv4.conf.ve-web.route_localnet = 1");
     let route = position("web: add route 0.0.0.0/0 via 10.77.0.1");
     let table = position("host: load nftables table inet netnsctl (not loaded yet)");
-    assert!(bridge < veth && veth < port && port < address, "{steps:#?}");
-    assert!(
-        address < localnet && localnet < route && route < table,
-        "{steps:#?}"
-    );
+    assert!(bridge < veth, "{steps:#?}");
+    assert!(veth < port, "{steps:#?}");
+    assert!(port < address, "{steps:#?}");
+    assert!(address < localnet, "{steps:#?}");
+    assert!(localnet < route, "{steps:#?}");
+    assert!(route < table, "{steps:#?}");
     assert!(peer < address);
     // The bridge port's host end gets no address of its own.
     assert!(
@@ -469,4 +471,68 @@ fn vanished_wireguard_link_is_recreated() {
             "vpn: add route ::/0 dev wg0",
         ]
     );
+}
+
+#[test]
+fn partial_run_keeps_other_namespaces_rules() {
+    let all = desired(LAB);
+    let mut observed = converged(&all);
+    // `apply db`: web is outside the run, and its recorded rules stay in the host table.
+    let mut only_db = all.clone();
+    only_db.namespaces.retain(|name, _| name == "db");
+    observed.namespaces.retain(|name, _| name == "db");
+    let web = links::host_rules(&all.namespaces["web"].config);
+    observed
+        .host
+        .as_mut()
+        .unwrap()
+        .other_rules
+        .insert("web".into(), web);
+    let plan = plan(&only_db, &observed);
+    assert_eq!(actions(&plan.steps), Vec::<String>::new());
+}
+
+#[test]
+fn last_mapping_removed_deletes_host_table() {
+    let before = desired(LAB);
+    let observed = converged(&before);
+    let without = LAB.replace(
+        "[[namespaces.web.port_mapping]]\nprotocol = \"tcp\"\nhost_port = 8080\nport = 80\n",
+        "",
+    );
+    let plan = plan(&desired(&without), &observed);
+    assert_eq!(
+        actions(&plan.steps),
+        ["host: delete nftables table inet netnsctl"]
+    );
+}
+
+#[test]
+fn link_steps_serialize_with_action_tag() {
+    let peer = Step::SetWireGuardPeer {
+        namespace: "vpn".into(),
+        link: "wg0".into(),
+        public_key: KEY_B.into(),
+    };
+    let json = serde_json::to_value(&peer).unwrap();
+    assert_eq!(json["action"], "set-wireguard-peer");
+    assert_eq!(json["public_key"], KEY_B);
+
+    let table = Step::LoadHostTable {
+        reason: "rules changed".into(),
+        text: "table inet netnsctl {}".into(),
+    };
+    let json = serde_json::to_value(&table).unwrap();
+    assert_eq!(json["action"], "load-host-table");
+    assert!(json.get("text").is_none(), "{json}");
+
+    let address = Step::AddAddress {
+        namespace: "web".into(),
+        netns: None,
+        link: "ve-web".into(),
+        address: "10.77.0.1/30".parse().unwrap(),
+    };
+    let json = serde_json::to_value(&address).unwrap();
+    assert_eq!(json["netns"], serde_json::Value::Null);
+    assert_eq!(json["address"], "10.77.0.1/30");
 }
