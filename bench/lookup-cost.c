@@ -5,7 +5,9 @@
  *   lookup-cost /run/netns/NAME
  *
  * Prints "lookup_us=X", the mean time of open(O_PATH) plus close of /proc/sys/net/ipv4, and
- * "baseline_us=Y", the same for /proc/sys/net, which does not grow.
+ * "baseline_us=Y", the same for /proc/sys/net, which does not grow. The `ipv4` entries of all
+ * namespaces share one dcache hash chain, newest first, so the cost depends on how many
+ * namespaces were created after NAME; the middle one gives the mean.
  *
  * Build: cc -O2 -o lookup-cost lookup-cost.c
  */
