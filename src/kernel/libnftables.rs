@@ -38,8 +38,10 @@ extern "C" {
     fn nft_run_cmd_from_filename(ctx: *mut NftCtx, filename: *const c_char) -> c_int;
 }
 
-/// Serializes all use of libnftables: `nft_ctx_new` initializes process-wide state on its first
-/// call without a lock, and the library does not document other calls as thread-safe.
+/// Serializes all use of libnftables, so netnsctl does not rely on contexts being usable from
+/// several threads at once.
+// NOTE: whether parallel contexts are safe is untested. The kernel commit runs under this lock
+// too, so rulesets of different namespaces load one at a time.
 static LIBRARY: Mutex<()> = Mutex::new(());
 
 /// What one run printed.
