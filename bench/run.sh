@@ -103,6 +103,11 @@ measure_link_delete() {
     awk -v a="$t0" -v b="$t1" 'BEGIN { printf "link_delete_ms=%.1f\n", (b - a) / 5 }'
 }
 
+# Prints peak RSS and CPU time (user plus system) from a GNU time output file.
+report_time() {
+    tail -n1 "$1" | awk -v prefix="$2" '{ printf "%srss_kib=%s %scpu_ms=%.0f\n", prefix, $1, prefix, ($2 + $3) * 1000 }'
+}
+
 work=""
 inside() {
     local method=$1 count=$2 variant=$3
@@ -119,10 +124,10 @@ inside() {
     case $method in
     floor)
         t0=$(now_ms)
-        /usr/bin/time -f %M -o "$work/rss" "$out_dir/floor" apply "$prefix" "$count" "$bench_dir/ruleset.nft" $veth_arg
+        /usr/bin/time -f "%M %U %S" -o "$work/rss" "$out_dir/floor" apply "$prefix" "$count" "$bench_dir/ruleset.nft" $veth_arg
         t1=$(now_ms)
         echo "apply_ms=$(elapsed "$t0" "$t1")"
-        echo "rss_kib=$(tail -n1 "$work/rss")"
+        report_time "$work/rss" ""
         echo "problem=$(verify "$count" "$variant" | tr " " "_")"
         # The middle namespace: a lookup scans the dcache chain from the newest entry.
         "$out_dir/lookup-cost" "/run/netns/$(printf '%s%04d' "$prefix" $(((count + 1) / 2)))"
@@ -136,16 +141,16 @@ inside() {
         local binary="$out_dir/$method"
         write_config "$count" "$variant" "$work/netnsctl.toml"
         t0=$(now_ms)
-        /usr/bin/time -f %M -o "$work/rss" "$binary" -c "$work/netnsctl.toml" apply >"$work/apply.out"
+        /usr/bin/time -f "%M %U %S" -o "$work/rss" "$binary" -c "$work/netnsctl.toml" apply >"$work/apply.out"
         t1=$(now_ms)
         echo "apply_ms=$(elapsed "$t0" "$t1")"
-        echo "rss_kib=$(tail -n1 "$work/rss")"
+        report_time "$work/rss" ""
         echo "problem=$(verify "$count" "$variant" | tr " " "_")"
         t2=$(now_ms)
-        /usr/bin/time -f %M -o "$work/rss-noop" "$binary" -c "$work/netnsctl.toml" apply >"$work/noop.out"
+        /usr/bin/time -f "%M %U %S" -o "$work/rss-noop" "$binary" -c "$work/netnsctl.toml" apply >"$work/noop.out"
         t3=$(now_ms)
         echo "noop_ms=$(elapsed "$t2" "$t3")"
-        echo "noop_rss_kib=$(tail -n1 "$work/rss-noop")"
+        report_time "$work/rss-noop" noop_
         echo "noop_steps=$(wc -l <"$work/noop.out")"
         t4=$(now_ms)
         "$binary" -c "$work/netnsctl.toml" down --all >/dev/null

@@ -51,8 +51,8 @@ def main():
     for variant in sorted({key[0] for key in groups}):
         counts = sorted({key[1] for key in groups if key[0] == variant})
         print(f"\n## {variant}: ms per namespace, median (min-max) of {max(len(v) for v in groups.values())} runs\n")
-        print("| N | method | apply | no-op apply | teardown | peak RSS MiB | apply / floor | shell / this | teardown / floor | checks |")
-        print("|---|---|---|---|---|---|---|---|---|---|")
+        print("| N | method | apply | apply CPU | no-op apply | teardown | peak RSS MiB | apply / floor | shell / this | teardown / floor | checks |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|")
         for n in counts:
             floor_apply = median((variant, n, "floor"), "apply_ms")
             floor_teardown = median((variant, n, "floor"), "teardown_ms")
@@ -71,7 +71,7 @@ def main():
                 failed = [row for row in groups[key] if row.get("problem") or row.get("left", "0") != "0"]
                 checks = f"FAILED in {len(failed)} runs" if failed else "ok"
                 print(
-                    f"| {n} | {method} | {summarize(values(key, 'apply_ms'))} "
+                    f"| {n} | {method} | {summarize(values(key, 'apply_ms'))} | {summarize(values(key, 'cpu_ms'))} "
                     f"| {summarize(values(key, 'noop_ms'))} | {summarize(values(key, 'teardown_ms'))} "
                     f"| {rss_text} | {ratio} | {shell_ratio} | {teardown_ratio} | {checks} |"
                 )
