@@ -127,6 +127,13 @@ fn apply_namespace(spec: &NamespaceSpec, steps: &[&Step]) -> Outcome {
         }
     };
     record.version = RECORD_VERSION;
+    if matches!(
+        steps.first(),
+        Some(Step::CreateNamespace { .. } | Step::ReplaceStaleFile { .. })
+    ) {
+        // Values recorded for an earlier namespace under this name do not apply to a new one.
+        record.sysctl_originals.clear();
+    }
 
     let (first, rest) = match steps.split_first() {
         Some((first, rest)) => (*first, rest),
@@ -194,8 +201,8 @@ fn run_inside(spec: &NamespaceSpec, steps: &[&Step], record: &mut Record, outcom
             Step::SetLinkUp { link, .. } => set_link_up(&mut netlink, link),
             Step::SetSysctl { key, value, .. } => {
                 let net_dir = net_dir.get_or_insert_with(sysctl::NetDir::new);
-                match set_sysctl(net_dir, name, key, value, outcome) {
-                    // Every key was skipped: nothing changed, and the warning says why.
+                match set_sysctl(net_dir, spec, key, value, record, outcome) {
+                    // Every key was skipped: nothing changed, and the warning gives the reason.
                     Ok(false) => {
                         step_boundary();
                         continue;
@@ -203,6 +210,7 @@ fn run_inside(spec: &NamespaceSpec, steps: &[&Step], record: &mut Record, outcom
                     other => other.map(drop),
                 }
             }
+            Step::RestoreSysctl { key, value, .. } => restore_sysctl(name, key, value, record),
             Step::LoadRuleset { .. } => match &spec.ruleset {
                 Some(ruleset) => match nft::load_ruleset(&ruleset.text, &ruleset.label) {
                     Ok(()) => {
@@ -252,30 +260,54 @@ fn set_link_up(netlink: &mut Option<Netlink>, link: &str) -> Result<(), String> 
         .map_err(|err| err.to_string())
 }
 
-/// Writes a sysctl. A key that does not exist or is read-only in a child namespace is skipped
-/// with a warning; any other error (an invalid value, say) fails the step. Returns whether any
-/// key was written.
+/// Writes a sysctl entry, expanding a glob without the keys it skips, and records each key's
+/// value from before netnsctl first set it. A key that does not exist or is read-only in a child
+/// namespace is skipped with a warning, and so is any failure of an entry with `ignore_failure`.
+/// Any other error (an invalid value, say) fails the step. Returns whether any key was written.
 fn set_sysctl(
     net_dir: &mut sysctl::NetDir,
-    namespace: &str,
+    spec: &NamespaceSpec,
     key: &str,
     value: &str,
+    record: &mut Record,
     outcome: &mut Outcome,
 ) -> Result<bool, String> {
+    let namespace = spec.name.as_str();
+    let setting = spec.sysctl_setting(key);
+    let mut keys = sysctl::expand_glob(key);
+    if sysctl::is_glob(key) {
+        keys.retain(|concrete| !spec.sysctl_glob_exclusions.contains(concrete));
+        if keys.is_empty() {
+            tracing::debug!(namespace, key, "sysctl glob matches no key");
+        }
+    }
     let mut failures = Vec::new();
     let mut written = false;
-    for concrete in sysctl::expand_glob(key) {
+    for concrete in keys {
+        let original = match record.sysctl_originals.contains_key(&concrete) {
+            true => None,
+            false => match net_dir.read(&concrete) {
+                Ok(sysctl::SysctlState::Value(original)) => Some(original),
+                _ => None,
+            },
+        };
         let Err(err) = net_dir.write(&concrete, value) else {
+            if let Some(original) = original {
+                record.sysctl_originals.insert(concrete, original);
+            }
             written = true;
             continue;
         };
         let reason = match err.kind() {
-            io::ErrorKind::NotFound => "does not exist in this namespace",
+            io::ErrorKind::NotFound => "does not exist in this namespace".to_owned(),
             io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem => {
-                "cannot be written in a child namespace"
+                "cannot be written in a child namespace".to_owned()
+            }
+            _ if setting.is_some_and(|setting| setting.ignore_failure) => {
+                format!("cannot be set to {value:?} ({err}), and its '-' prefix ignores that")
             }
             _ => {
-                failures.push(format!("cannot set sysctl {concrete} = {value:?}: {err}"));
+                failures.push(rejected_sysctl(setting, key, &concrete, value, &err));
                 continue;
             }
         };
@@ -289,6 +321,57 @@ fn set_sysctl(
     } else {
         Err(failures.join("; "))
     }
+}
+
+/// Describes a value the kernel rejected: where it is declared, the key, the value, the
+/// kernel's reason and what to write instead.
+pub fn rejected_sysctl(
+    setting: Option<&crate::desired::SysctlSetting>,
+    key: &str,
+    concrete: &str,
+    value: &str,
+    err: &io::Error,
+) -> String {
+    let declared = match setting {
+        Some(setting) => setting.source.clone(),
+        None => format!("sysctl {key}"),
+    };
+    let target = if concrete == key {
+        String::new()
+    } else {
+        format!(" (writing {concrete})")
+    };
+    let hint = if err.raw_os_error() == Some(nix::libc::EINVAL) {
+        let trimmed = value.trim();
+        if trimmed.starts_with('+') {
+            "; the kernel reads integers as digits with an optional '-', so drop the '+'"
+        } else {
+            "; write a value in the range the kernel documents for this key \
+             (Documentation/networking/ip-sysctl.rst)"
+        }
+    } else {
+        ""
+    };
+    format!("{declared} = {value:?}: the kernel rejected the value{target}: {err}{hint}")
+}
+
+/// Writes back the value a sysctl had before netnsctl set it, and removes the key from the
+/// record. A key that no longer exists (its link was deleted) is removed from the record too.
+fn restore_sysctl(
+    namespace: &str,
+    key: &str,
+    value: &str,
+    record: &mut Record,
+) -> Result<(), String> {
+    match sysctl::write(key, value) {
+        Ok(()) => {}
+        Err(err) if err.kind() == io::ErrorKind::NotFound => {
+            tracing::info!(namespace, key, "sysctl to restore no longer exists");
+        }
+        Err(err) => return Err(format!("cannot restore sysctl {key} = {value:?}: {err}")),
+    }
+    record.sysctl_originals.remove(key);
+    Ok(())
 }
 
 fn write_resolv_conf(namespace: &str, contents: &str) -> Result<(), String> {
@@ -324,6 +407,62 @@ pub fn check_rulesets(rulesets: &[&crate::desired::Ruleset]) -> Result<Vec<Strin
                     errors.push(message.trim_end().to_owned())
                 }
                 Err(err) => return Err(err.to_string()),
+            }
+        }
+        Ok(errors)
+    })
+}
+
+/// Test-writes every sysctl value of `specs` in a throwaway namespace, one per spec, so a value
+/// the kernel rejects stops the run before anything changes. Keys that do not exist there (a
+/// link's keys) and entries with `ignore_failure` are not checked. Returns one message per
+/// rejected value.
+pub fn check_sysctls(specs: &[&NamespaceSpec]) -> Result<Vec<String>, String> {
+    let specs: Vec<&&NamespaceSpec> = specs
+        .iter()
+        .filter(|spec| !spec.sysctls.is_empty())
+        .collect();
+    if specs.is_empty() {
+        return Ok(Vec::new());
+    }
+    netns::on_thread(|| {
+        let mut errors = Vec::new();
+        for spec in specs {
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).map_err(|err| {
+                format!(
+                    "cannot create a namespace to check sysctl values in: {}",
+                    err.desc()
+                )
+            })?;
+            for setting in spec
+                .sysctls
+                .iter()
+                .filter(|setting| !setting.ignore_failure)
+            {
+                let mut keys = sysctl::expand_glob(&setting.key);
+                if sysctl::is_glob(&setting.key) {
+                    keys.retain(|concrete| !spec.sysctl_glob_exclusions.contains(concrete));
+                }
+                for concrete in keys {
+                    let Err(err) = sysctl::write(&concrete, &setting.value) else {
+                        continue;
+                    };
+                    if matches!(
+                        err.kind(),
+                        io::ErrorKind::NotFound
+                            | io::ErrorKind::PermissionDenied
+                            | io::ErrorKind::ReadOnlyFilesystem
+                    ) {
+                        continue;
+                    }
+                    errors.push(rejected_sysctl(
+                        Some(setting),
+                        &setting.key,
+                        &concrete,
+                        &setting.value,
+                        &err,
+                    ));
+                }
             }
         }
         Ok(errors)

@@ -6,7 +6,7 @@
 pub mod links;
 pub mod wgquick;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 
 use crate::config::validate::key_part;
 use crate::config::{self, ConfigError, ConfigErrors, LoadedConfig};
-use crate::kernel::nft;
+use crate::kernel::{nft, sysctl};
 
 /// A ruleset to load, with where it came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,9 +60,12 @@ fn hex_string(digest: &[u8]) -> String {
 pub struct NamespaceSpec {
     pub name: String,
     pub adopt: bool,
-    /// Sysctls in the order they are written; later entries for the same key win. Keys may
-    /// contain `*` or `?` (from host sysctl.d files), expanded inside the namespace.
-    pub sysctls: Vec<(String, String)>,
+    /// Sysctls in the order they are written: the host's sysctl.d entries, then the config's.
+    /// Later entries for the same key win. Glob keys are expanded inside the namespace.
+    pub sysctls: Vec<SysctlSetting>,
+    /// Keys that globs skip, as in systemd-sysctl: every key with an explicit entry, and the
+    /// host's `-KEY` exclusion lines.
+    pub sysctl_glob_exclusions: BTreeSet<String>,
     pub ruleset: Option<Ruleset>,
     /// Contents of /etc/netns/NAME/resolv.conf.
     pub resolv_conf: String,
@@ -70,6 +73,27 @@ pub struct NamespaceSpec {
     pub wireguard: Vec<WireGuardSpec>,
     /// The config table, for the parts resolved elsewhere (links, systemd units).
     pub config: config::Namespace,
+}
+
+/// One sysctl to set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SysctlSetting {
+    /// Key in dotted form (see [`crate::kernel::sysctl::dotted_key`]), or a glob.
+    pub key: String,
+    /// Text written to /proc/sys.
+    pub value: String,
+    /// A failure to write the key is a warning, not an error (a host `-KEY = VALUE` line).
+    pub ignore_failure: bool,
+    /// Declaration site for messages: `FILE: namespaces.NAME.sysctl."KEY"`, or `FILE:LINE` of a
+    /// host sysctl.d file.
+    pub source: String,
+}
+
+impl NamespaceSpec {
+    /// Returns the entry that decides `key`, which is a glob key as written or a concrete key.
+    pub fn sysctl_setting(&self, key: &str) -> Option<&SysctlSetting> {
+        self.sysctls.iter().rev().find(|setting| setting.key == key)
+    }
 }
 
 /// A secret such as a WireGuard private key, kept out of debug output and logs.
@@ -182,13 +206,36 @@ pub fn resolve(
         }
         let key = format!("namespaces.{}", key_part(name));
         let mut sysctls = Vec::new();
+        let mut sysctl_glob_exclusions = BTreeSet::new();
         if ns.inherit_host_sysctl {
             let inherited = host_sysctls
                 .get_or_insert_with(|| config::sysctld::host_net_settings(&sources.sysctl_dirs));
-            sysctls.extend(inherited.iter().cloned());
+            for host in inherited.iter() {
+                if !sysctl::is_glob(&host.key) {
+                    sysctl_glob_exclusions.insert(host.key.clone());
+                }
+                if let Some(value) = &host.value {
+                    sysctls.push(SysctlSetting {
+                        key: host.key.clone(),
+                        value: value.clone(),
+                        ignore_failure: host.ignore_failure,
+                        source: host.source.clone(),
+                    });
+                }
+            }
         }
         for (sysctl, value) in &ns.sysctl {
-            sysctls.push((sysctl.clone(), value.to_proc_text()));
+            let sysctl_key = format!("{key}.sysctl.{}", key_part(sysctl));
+            let dotted = sysctl::dotted_key(sysctl);
+            if !sysctl::is_glob(&dotted) {
+                sysctl_glob_exclusions.insert(dotted.clone());
+            }
+            sysctls.push(SysctlSetting {
+                key: dotted,
+                value: value.to_proc_text(),
+                ignore_failure: false,
+                source: format!("{}: {sysctl_key}", loaded.file_of(&sysctl_key).display()),
+            });
         }
 
         let ruleset = if let Some(text) = &ns.nftables {
@@ -262,6 +309,7 @@ pub fn resolve(
                 name: name.clone(),
                 adopt: ns.adopt,
                 sysctls,
+                sysctl_glob_exclusions,
                 ruleset,
                 resolv_conf: resolv_conf(dns.as_ref()),
                 wireguard,

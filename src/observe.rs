@@ -168,7 +168,12 @@ pub fn observe_namespace(spec: &NamespaceSpec) -> ObservedNamespace {
             recorded != Some(ino) && netns::host_namespaces().contains(&(dev, ino));
     }
     if observed.attached() && !observed.host_namespace {
-        match netns::in_netns(&path, || read_inside(spec)) {
+        let restorable: Vec<String> = observed
+            .record
+            .iter()
+            .flat_map(|record| record.sysctl_originals.keys().cloned())
+            .collect();
+        match netns::in_netns(&path, || read_inside(spec, &restorable)) {
             Ok(Ok(inside)) => observed.inside = Some(inside),
             Ok(Err(err)) | Err(err) => observed
                 .errors
@@ -178,8 +183,9 @@ pub fn observe_namespace(spec: &NamespaceSpec) -> ObservedNamespace {
     observed
 }
 
-/// Reads state inside the calling thread's namespace.
-fn read_inside(spec: &NamespaceSpec) -> std::io::Result<Inside> {
+/// Reads state inside the calling thread's namespace: the spec's sysctls and the `restorable`
+/// keys that netnsctl set earlier.
+fn read_inside(spec: &NamespaceSpec, restorable: &[String]) -> std::io::Result<Inside> {
     let mut inside = Inside::default();
     let mut netlink = Netlink::open()?;
     inside.lo_up = netlink
@@ -187,7 +193,8 @@ fn read_inside(spec: &NamespaceSpec) -> std::io::Result<Inside> {
         .map_err(|err| std::io::Error::other(err.to_string()))?
         .is_some_and(|link| link.up);
     let mut net_dir = sysctl::NetDir::new();
-    for (key, _) in &spec.sysctls {
+    for setting in &spec.sysctls {
+        let key = &setting.key;
         let keys = sysctl::expand_glob(key);
         if keys.len() != 1 || keys[0] != *key {
             inside.globs.insert(key.clone(), keys.clone());
@@ -195,6 +202,11 @@ fn read_inside(spec: &NamespaceSpec) -> std::io::Result<Inside> {
         for concrete in keys {
             let state = net_dir.read(&concrete)?;
             inside.sysctls.insert(concrete, state);
+        }
+    }
+    for key in restorable {
+        if !inside.sysctls.contains_key(key) {
+            inside.sysctls.insert(key.clone(), sysctl::read(key)?);
         }
     }
     inside.ruleset_generation = nft::ruleset_generation().ok();

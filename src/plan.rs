@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use crate::desired::{Desired, NamespaceSpec};
 use crate::kernel::netns::NetnsFile;
-use crate::kernel::sysctl::{normalize, SysctlState};
+use crate::kernel::sysctl::{values_equal, SysctlState};
 use crate::observe::{Observed, ObservedNamespace};
 
 /// One change apply would make.
@@ -42,6 +42,13 @@ pub enum Step {
         value: String,
         /// Value before the change; `None` when unknown (namespace not created yet).
         current: Option<String>,
+    },
+    /// Set a sysctl that left the config back to the value it had before netnsctl set it.
+    RestoreSysctl {
+        namespace: String,
+        key: String,
+        value: String,
+        current: String,
     },
     /// Replace the namespace's ruleset in one transaction.
     LoadRuleset {
@@ -177,6 +184,7 @@ impl Step {
             | Step::AdoptNamespace { namespace }
             | Step::SetLinkUp { namespace, .. }
             | Step::SetSysctl { namespace, .. }
+            | Step::RestoreSysctl { namespace, .. }
             | Step::LoadRuleset { namespace, .. }
             | Step::FlushRuleset { namespace }
             | Step::WriteResolvConf { namespace }
@@ -211,6 +219,7 @@ impl Step {
                 | Step::AdoptNamespace { .. }
                 | Step::SetLinkUp { .. }
                 | Step::SetSysctl { .. }
+                | Step::RestoreSysctl { .. }
                 | Step::LoadRuleset { .. }
                 | Step::FlushRuleset { .. }
                 | Step::WriteResolvConf { .. }
@@ -263,6 +272,15 @@ impl fmt::Display for Step {
                 }
                 Ok(())
             }
+            Step::RestoreSysctl {
+                namespace,
+                key,
+                value,
+                current,
+            } => write!(
+                f,
+                "{namespace}: restore sysctl {key} = {value} (was {current}; no longer in the config)"
+            ),
             Step::LoadRuleset {
                 namespace,
                 source,
@@ -576,7 +594,8 @@ fn plan_namespace(spec: &NamespaceSpec, seen: &ObservedNamespace, plan: &mut Pla
     // The firewall goes in before sysctls such as ip_forward open the namespace up, so an
     // interrupted run never leaves forwarding on without the ruleset.
     plan_ruleset(spec, seen, inside, fresh || replaced, plan);
-    plan_sysctls(spec, inside, plan);
+    let record = seen.record.as_ref().filter(|_| !fresh && !replaced);
+    plan_sysctls(spec, record, inside, plan);
 
     let resolv_current = if fresh {
         None
@@ -591,20 +610,53 @@ fn plan_namespace(spec: &NamespaceSpec, seen: &ObservedNamespace, plan: &mut Pla
     Some(fresh)
 }
 
-fn plan_sysctls(spec: &NamespaceSpec, inside: Option<&crate::observe::Inside>, plan: &mut Plan) {
+/// Plans the sysctl writes: each entry's value where the namespace differs, and the value from
+/// before netnsctl for each key it set earlier that no entry covers any more.
+fn plan_sysctls(
+    spec: &NamespaceSpec,
+    record: Option<&crate::state::Record>,
+    inside: Option<&crate::observe::Inside>,
+    plan: &mut Plan,
+) {
     let name = &spec.name;
-    // Later entries win, per concrete key, keeping first-seen order.
+    // Later entries win, per concrete key, keeping first-seen order. A glob never overrides a
+    // key with an explicit entry, whatever the order, as in systemd-sysctl.
     let mut wanted: BTreeMap<String, (usize, String)> = BTreeMap::new();
-    for (position, (key, value)) in spec.sysctls.iter().enumerate() {
-        let keys = match inside.and_then(|inside| inside.globs.get(key)) {
-            Some(expanded) => expanded.clone(),
-            None => vec![key.clone()],
+    for (position, setting) in spec.sysctls.iter().enumerate() {
+        let keys = match inside.and_then(|inside| inside.globs.get(&setting.key)) {
+            Some(expanded) => expanded
+                .iter()
+                .filter(|key| !spec.sysctl_glob_exclusions.contains(*key))
+                .cloned()
+                .collect(),
+            None => vec![setting.key.clone()],
         };
         for concrete in keys {
             let order = wanted.get(&concrete).map_or(position, |(order, _)| *order);
-            wanted.insert(concrete, (order, value.clone()));
+            wanted.insert(concrete, (order, setting.value.clone()));
         }
     }
+    let restores: Vec<Step> = match (record, inside) {
+        (Some(record), Some(inside)) => record
+            .sysctl_originals
+            .iter()
+            .filter(|(key, _)| !wanted.contains_key(*key))
+            .filter_map(|(key, original)| match inside.sysctls.get(key) {
+                Some(SysctlState::Value(current)) if !values_equal(current, original) => {
+                    Some(Step::RestoreSysctl {
+                        namespace: name.clone(),
+                        key: key.clone(),
+                        value: original.clone(),
+                        current: current.clone(),
+                    })
+                }
+                // NOTE: a key already back at its original value, or gone with its link,
+                // stays in the record until a later run restores or sets it.
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
     let mut ordered: Vec<(String, usize, String)> = wanted
         .into_iter()
         .map(|(key, (order, value))| (key, order, value))
@@ -627,7 +679,10 @@ fn plan_sysctls(spec: &NamespaceSpec, inside: Option<&crate::observe::Inside>, p
                 None => None,
             },
         };
-        if current.as_deref() == Some(normalize(&value).as_str()) {
+        if current
+            .as_deref()
+            .is_some_and(|current| values_equal(current, &value))
+        {
             continue;
         }
         plan.steps.push(Step::SetSysctl {
@@ -637,6 +692,7 @@ fn plan_sysctls(spec: &NamespaceSpec, inside: Option<&crate::observe::Inside>, p
             current,
         });
     }
+    plan.steps.extend(restores);
 }
 
 fn plan_ruleset(

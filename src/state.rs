@@ -3,6 +3,7 @@
 //! /run is a tmpfs, so records vanish with the namespaces at reboot. A namespace is "owned" when
 //! a record exists for it; anything without a record is left alone.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -58,6 +59,10 @@ pub struct Record {
     /// WireGuard links netnsctl created for this namespace.
     #[serde(default)]
     pub wireguard: Vec<WireGuardRecord>,
+    /// Value each sysctl had before netnsctl first set it, by dotted key. A key that leaves the
+    /// config is set back to this value.
+    #[serde(default)]
+    pub sysctl_originals: BTreeMap<String, String>,
 }
 
 /// A route netnsctl added, as declared.
@@ -200,7 +205,8 @@ pub fn record_path(name: &str) -> PathBuf {
 }
 
 /// Reads a namespace's record. A record that cannot be parsed counts as present but empty, so
-/// the namespace stays owned and the next apply rewrites it.
+/// the namespace stays owned; the next apply that changes the namespace rewrites it. An empty
+/// record makes the planner reload the ruleset, which is such a change whenever one is declared.
 pub fn read_record(name: &str) -> io::Result<Option<Record>> {
     match files::read(&record_path(name))? {
         None => Ok(None),

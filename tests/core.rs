@@ -910,3 +910,53 @@ fn fifo_instead_of_file_is_rejected() {
     let output = env.run(&["apply"]);
     assert_eq!(output.status.code(), Some(1));
 }
+
+#[test]
+fn lock_timeout_out_of_range_is_usage_error() {
+    for value in ["inf", "nan", "1e20", "-5"] {
+        let output = Command::new(netnsctl_bin())
+            .args(["check", "-c", "/nonexistent.toml", "--lock-timeout"])
+            .arg(value)
+            .output()
+            .expect("netnsctl");
+        assert_eq!(output.status.code(), Some(2), "--lock-timeout {value}");
+    }
+}
+
+#[test]
+fn exec_user_accepts_numeric_id() {
+    if !require_root("exec_user_accepts_numeric_id") {
+        return;
+    }
+    let env = Env::new("[namespaces.n]\n");
+    env.ok(&["apply"]);
+    let output = Command::new(netnsctl_bin())
+        .args(["exec", "n", "--user", "65534", "--", "id", "-u"])
+        .output()
+        .expect("netnsctl exec");
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(stdout(&output).trim(), "65534");
+}
+
+#[test]
+fn quiet_apply_prints_nothing() {
+    if !require_root("quiet_apply_prints_nothing") {
+        return;
+    }
+    let env = Env::new(CONTRACT);
+    let output = env.run(&["-q", "apply"]);
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(stdout(&output), "");
+    assert_eq!(fs_type(&netns_path("vpn")), "nsfs");
+}
+
+#[test]
+fn plan_rejects_bad_ruleset() {
+    if !require_root("plan_rejects_bad_ruleset") {
+        return;
+    }
+    let env = Env::new(&CONTRACT.replace("policy drop;", "policy dorp;"));
+    let output = env.run(&["plan"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("dorp"), "{}", stderr(&output));
+}

@@ -64,6 +64,12 @@ fn every_step() -> Vec<Step> {
             value: "1".into(),
             current: Some("0".into()),
         },
+        Step::RestoreSysctl {
+            namespace: namespace.clone(),
+            key: "net.ipv4.ip_forward".into(),
+            value: "0".into(),
+            current: "1".into(),
+        },
         Step::LoadRuleset {
             namespace: namespace.clone(),
             source: "file".into(),
@@ -173,6 +179,7 @@ fn every_step() -> Vec<Step> {
             | Step::AdoptNamespace { .. }
             | Step::SetLinkUp { .. }
             | Step::SetSysctl { .. }
+            | Step::RestoreSysctl { .. }
             | Step::LoadRuleset { .. }
             | Step::FlushRuleset { .. }
             | Step::WriteResolvConf { .. }

@@ -413,6 +413,7 @@ fn run_step(context: &mut Context, step: &Step, outcome: &mut Outcome) -> Result
         | Step::AdoptNamespace { .. }
         | Step::SetLinkUp { .. }
         | Step::SetSysctl { .. }
+        | Step::RestoreSysctl { .. }
         | Step::LoadRuleset { .. }
         | Step::FlushRuleset { .. }
         | Step::WriteResolvConf { .. } => Ok(()),

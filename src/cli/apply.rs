@@ -49,6 +49,44 @@ fn check_planned_rulesets(desired: &Desired, plan: &Plan) -> Result<(), u8> {
     check_rulesets(&rulesets)
 }
 
+/// Test-writes the sysctl values of each namespace the plan sets sysctls in. Returns an exit
+/// status on failure.
+fn check_planned_sysctls(desired: &Desired, plan: &Plan) -> Result<(), u8> {
+    let mut names: Vec<&str> = plan
+        .steps
+        .iter()
+        .filter_map(|step| match step {
+            Step::SetSysctl { namespace, .. } => Some(namespace.as_str()),
+            _ => None,
+        })
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    let specs: Vec<_> = names
+        .iter()
+        .filter_map(|name| desired.namespaces.get(*name))
+        .collect();
+    check_sysctls(&specs)
+}
+
+/// Test-writes sysctl values in throwaway namespaces and prints what the kernel rejects. Returns
+/// an exit status on failure.
+pub(super) fn check_sysctls(specs: &[&crate::desired::NamespaceSpec]) -> Result<(), u8> {
+    match executor::check_sysctls(specs) {
+        Ok(errors) if errors.is_empty() => Ok(()),
+        Ok(errors) => {
+            for error in errors {
+                eprintln!("error: {error}");
+            }
+            Err(EXIT_INVALID)
+        }
+        Err(err) => {
+            eprintln!("error: {err}");
+            Err(EXIT_FAILED)
+        }
+    }
+}
+
 /// Checks rulesets with `nft --check` and prints what nft rejects. Returns an exit status on
 /// failure.
 pub(super) fn check_rulesets(rulesets: &[&Ruleset]) -> Result<(), u8> {
@@ -113,6 +151,9 @@ pub fn apply(global: &GlobalArgs, names: &[String]) -> u8 {
     if let Err(code) = check_planned_rulesets(&desired, &plan) {
         return code;
     }
+    if let Err(code) = check_planned_sysctls(&desired, &plan) {
+        return code;
+    }
     print_notes(&plan);
     if execute(&desired, &plan, global.quiet) {
         EXIT_OK
@@ -130,6 +171,14 @@ pub fn plan(global: &GlobalArgs, names: &[String], json: bool) -> u8 {
         Err(errors) => return report_config_errors(&errors),
     };
     let plan = compute_plan(&desired);
+    // A plan that apply would reject is reported the same way, so plan never promises steps
+    // that apply refuses.
+    if let Err(code) = check_planned_rulesets(&desired, &plan) {
+        return code;
+    }
+    if let Err(code) = check_planned_sysctls(&desired, &plan) {
+        return code;
+    }
     if json {
         let output = serde_json::json!({
             "version": JSON_VERSION,

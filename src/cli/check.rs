@@ -1,7 +1,7 @@
 //! `check`: validate a config without changing anything.
 
 use super::{load_desired, GlobalArgs, EXIT_FAILED, EXIT_INVALID, EXIT_OK, JSON_VERSION};
-use crate::apply::check_rulesets;
+use crate::apply::{check_rulesets, check_sysctls};
 
 pub fn check(global: &GlobalArgs, json: bool) -> u8 {
     let mut errors: Vec<String> = Vec::new();
@@ -34,6 +34,31 @@ pub fn check(global: &GlobalArgs, json: bool) -> u8 {
                                 .into_iter()
                                 .map(|m| format!("invalid nftables ruleset: {m}")),
                         );
+                    }
+                    Err(err) => {
+                        errors.push(err);
+                        code = EXIT_FAILED;
+                    }
+                }
+            }
+            let specs: Vec<_> = desired
+                .namespaces
+                .values()
+                .filter(|spec| !spec.sysctls.is_empty())
+                .collect();
+            if specs.is_empty() {
+            } else if !nix::unistd::geteuid().is_root() {
+                notes.push(
+                    "sysctl values not checked: test-writing them in a throwaway namespace needs root"
+                        .into(),
+                );
+            } else {
+                match check_sysctls(&specs) {
+                    Ok(messages) => {
+                        if !messages.is_empty() && code == EXIT_OK {
+                            code = EXIT_INVALID;
+                        }
+                        errors.extend(messages);
                     }
                     Err(err) => {
                         errors.push(err);

@@ -26,7 +26,14 @@ pub fn exec(name: &str, user: Option<&str>, command: &[String]) -> u8 {
     }
     match netns::inspect(&netns::netns_path(name)) {
         Ok(netns::NetnsFile::Attached { .. }) => {}
-        Ok(_) => {
+        Ok(netns::NetnsFile::Stale) => {
+            eprintln!(
+                "error: {} is not a namespace mount (left by a crash or another tool); run `netnsctl apply` to repair it",
+                netns::netns_path(name).display()
+            );
+            return EXIT_FAILED;
+        }
+        Ok(netns::NetnsFile::Missing) => {
             eprintln!(
                 "error: namespace {name} not found at {}",
                 netns::netns_path(name).display()

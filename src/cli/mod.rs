@@ -59,8 +59,23 @@ pub struct GlobalArgs {
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
     /// Seconds to wait for another netnsctl run to release the lock.
-    #[arg(long, global = true, value_name = "SECONDS", default_value_t = 60.0)]
+    #[arg(long, global = true, value_name = "SECONDS", default_value_t = 60.0, value_parser = parse_lock_timeout)]
     pub lock_timeout: f64,
+}
+
+/// Longest lock wait accepted, in seconds: one day.
+const MAX_LOCK_TIMEOUT: f64 = 86_400.0;
+
+fn parse_lock_timeout(text: &str) -> Result<f64, String> {
+    let seconds: f64 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    if !(0.0..=MAX_LOCK_TIMEOUT).contains(&seconds) {
+        return Err(format!(
+            "use a number of seconds from 0 to {MAX_LOCK_TIMEOUT}"
+        ));
+    }
+    Ok(seconds)
 }
 
 #[derive(Debug, Subcommand)]
@@ -102,7 +117,7 @@ pub enum Command {
     Exec {
         /// Namespace to enter.
         name: String,
-        /// Run the command as this user, with its groups.
+        /// Run the command as this user (a name or a numeric user id), with its groups.
         #[arg(long, value_name = "USER")]
         user: Option<String>,
         /// Command and arguments.

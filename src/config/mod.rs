@@ -164,6 +164,16 @@ pub enum UnitValue {
     Many(Vec<String>),
 }
 
+/// Prints the value as TOML writes it, for messages.
+impl fmt::Display for UnitValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UnitValue::One(line) => write!(f, "{line:?}"),
+            UnitValue::Many(lines) => write!(f, "{lines:?}"),
+        }
+    }
+}
+
 impl UnitValue {
     /// Returns the lines of this value in order.
     pub fn lines(&self) -> &[String] {

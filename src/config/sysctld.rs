@@ -5,9 +5,14 @@
 //! on systems without merged /usr). A file name found in an earlier directory masks the same name
 //! in later ones. The remaining files are read sorted by file name, and a key set again in a later
 //! file overrides the earlier value.
+//!
+//! Globs (`*`, `?`, `[...]`) skip every key that has an explicit line of its own, whatever the
+//! file order, and a `-KEY` line without a value only excludes KEY from globs.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+
+use crate::kernel::sysctl::{dotted_key, glob_match, is_glob};
 
 /// Directories in precedence order, highest first.
 pub const SYSCTL_DIRS: [&str; 5] = [
@@ -37,55 +42,101 @@ pub fn config_files(dirs: &[PathBuf]) -> Vec<PathBuf> {
     by_name.into_values().collect()
 }
 
-/// Parses one sysctl.d file into (key, value) pairs in order. Keys keep systemd's `-` prefix
-/// stripped; comments start with '#' or ';'.
-pub fn parse(text: &str) -> Vec<(String, String)> {
-    let mut pairs = Vec::new();
-    for line in text.lines() {
+/// One assignment or exclusion line of a sysctl.d file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Line {
+    /// Key as written, without the `-` prefix.
+    pub key: String,
+    /// `None` for a `-KEY` line without `=`, which only excludes KEY from every glob.
+    pub value: Option<String>,
+    /// `-KEY = VALUE`: a failure to write the key is ignored.
+    pub ignore_failure: bool,
+    /// Line number, from 1.
+    pub number: usize,
+}
+
+/// Parses one sysctl.d file into its lines in order. Comments start with '#' or ';'. A line
+/// without '=' counts only with a `-` prefix, as in systemd-sysctl.
+pub fn parse(text: &str) -> Vec<Line> {
+    let mut lines = Vec::new();
+    for (index, line) in text.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
             continue;
         }
-        let Some((key, value)) = line.split_once('=') else {
-            continue;
+        let (key, value) = match line.split_once('=') {
+            Some((key, value)) => (key.trim(), Some(value.trim().to_owned())),
+            None if line.starts_with('-') => (line, None),
+            None => {
+                tracing::debug!(
+                    line = index + 1,
+                    "sysctl.d line is not an assignment, ignored"
+                );
+                continue;
+            }
         };
-        let key = key.trim();
-        let key = key.strip_prefix('-').unwrap_or(key).trim();
-        pairs.push((key.to_owned(), value.trim().to_owned()));
+        let (key, prefixed) = match key.strip_prefix('-') {
+            Some(rest) => (rest.trim(), true),
+            None => (key, false),
+        };
+        lines.push(Line {
+            key: key.to_owned(),
+            ignore_failure: prefixed && value.is_some(),
+            value,
+            number: index + 1,
+        });
     }
-    pairs
+    lines
 }
 
-/// Normalizes a key to dotted form for comparison ("net/ipv4/ip_forward" becomes
-/// "net.ipv4.ip_forward").
-fn dotted(key: &str) -> String {
-    match key.find(['.', '/']) {
-        Some(i) if key.as_bytes()[i] == b'/' => key
-            .chars()
-            .map(|c| match c {
-                '/' => '.',
-                '.' => '/',
-                c => c,
-            })
-            .collect(),
-        _ => key.to_owned(),
-    }
+/// One `net.*` entry of the host's sysctl.d files, after systemd-sysctl's override rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostSysctl {
+    /// Key in dotted form (see [`dotted_key`]); a glob keeps its wildcards.
+    pub key: String,
+    /// `None` for a `-KEY` exclusion line.
+    pub value: Option<String>,
+    pub ignore_failure: bool,
+    /// `FILE:LINE` of the line that set it.
+    pub source: String,
 }
 
-/// Returns the host's `net.*` settings from sysctl.d, later files overriding earlier ones.
-pub fn host_net_settings(dirs: &[PathBuf]) -> Vec<(String, String)> {
-    let mut settings: Vec<(String, String)> = Vec::new();
+/// Rewrites a glob's first component to `net` when it matches `net`, so the glob can only
+/// reach `net.*` keys inside a namespace. Returns `None` for keys outside `net.*`.
+fn net_key(key: &str) -> Option<String> {
+    if key.starts_with("net.") {
+        return Some(key.to_owned());
+    }
+    let (first, rest) = key.split_once('.')?;
+    (is_glob(first) && glob_match(first, "net")).then(|| format!("net.{rest}"))
+}
+
+/// Returns the host's `net.*` entries from sysctl.d the way systemd-sysctl 252 collects them.
+/// A later line for the same key replaces the earlier one and moves to its position. A later
+/// line that repeats the same value only adds its `-` flag.
+pub fn host_net_settings(dirs: &[PathBuf]) -> Vec<HostSysctl> {
+    let mut settings: Vec<HostSysctl> = Vec::new();
     for file in config_files(dirs) {
         let Ok(text) = std::fs::read_to_string(&file) else {
             continue;
         };
-        for (key, value) in parse(&text) {
-            let key = dotted(&key);
-            if !key.starts_with("net.") {
+        for line in parse(&text) {
+            let Some(key) = net_key(&dotted_key(&line.key)) else {
                 continue;
+            };
+            if let Some(existing) = settings.iter_mut().find(|setting| setting.key == key) {
+                if existing.value == line.value {
+                    existing.ignore_failure |= line.ignore_failure;
+                    continue;
+                }
             }
-            settings.retain(|(existing, _)| *existing != key);
-            settings.push((key, value));
+            settings.retain(|setting| setting.key != key);
+            settings.push(HostSysctl {
+                key,
+                value: line.value,
+                ignore_failure: line.ignore_failure,
+                source: format!("{}:{}", file.display(), line.number),
+            });
         }
     }
     settings
@@ -103,16 +154,67 @@ pub fn default_dirs() -> Vec<PathBuf> {
 mod tests {
     use super::*;
 
+    fn line(key: &str, value: Option<&str>, ignore_failure: bool, number: usize) -> Line {
+        Line {
+            key: key.to_owned(),
+            value: value.map(str::to_owned),
+            ignore_failure,
+            number,
+        }
+    }
+
     #[test]
-    fn parse_comments_and_ignore_prefix() {
-        let pairs =
-            parse("# c\n; c\nnet.ipv4.ip_forward = 1\n-net.core.somaxconn=512\n\nbad line\n");
+    fn parse_comments_and_prefixes() {
+        let lines = parse(
+            "# c\n; c\nnet.ipv4.ip_forward = 1\n-net.core.somaxconn=512\n\nbad line\n\
+             -net.ipv4.conf.all.rp_filter\n",
+        );
         assert_eq!(
-            pairs,
+            lines,
             vec![
-                ("net.ipv4.ip_forward".to_owned(), "1".to_owned()),
-                ("net.core.somaxconn".to_owned(), "512".to_owned()),
+                line("net.ipv4.ip_forward", Some("1"), false, 3),
+                line("net.core.somaxconn", Some("512"), true, 4),
+                line("net.ipv4.conf.all.rp_filter", None, false, 7),
             ]
+        );
+    }
+
+    fn entries(settings: &[HostSysctl]) -> Vec<(&str, Option<&str>, bool)> {
+        settings
+            .iter()
+            .map(|s| (s.key.as_str(), s.value.as_deref(), s.ignore_failure))
+            .collect()
+    }
+
+    #[test]
+    fn later_line_moves_to_its_position() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().to_owned();
+        std::fs::write(
+            dir.join("10-a.conf"),
+            "net.ipv4.conf.*.rp_filter = 1\nnet.core.somaxconn = 1\n-net.ipv4.tcp_syncookies = 1\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("20-b.conf"),
+            "net.ipv4.conf.*.rp_filter = 2\nnet.ipv4.tcp_syncookies = 1\n\
+             -net.ipv4.conf.all.rp_filter\n*.ipv4.ip_forward = 1\nk*.panic = 1\n",
+        )
+        .unwrap();
+        let settings = host_net_settings(std::slice::from_ref(&dir));
+        assert_eq!(
+            entries(&settings),
+            vec![
+                ("net.core.somaxconn", Some("1"), false),
+                ("net.ipv4.tcp_syncookies", Some("1"), true),
+                ("net.ipv4.conf.*.rp_filter", Some("2"), false),
+                ("net.ipv4.conf.all.rp_filter", None, false),
+                ("net.ipv4.ip_forward", Some("1"), false),
+            ]
+        );
+        assert_eq!(
+            settings[2].source,
+            format!("{}:1", dir.join("20-b.conf").display())
         );
     }
 
@@ -133,10 +235,10 @@ mod tests {
         std::fs::write(etc.join("90-c.conf"), "net/ipv4/ip_forward = 1\n").unwrap();
         let settings = host_net_settings(&[etc, usr]);
         assert_eq!(
-            settings,
+            entries(&settings),
             vec![
-                ("net.ipv4.conf.all.rp_filter".to_owned(), "2".to_owned()),
-                ("net.ipv4.ip_forward".to_owned(), "1".to_owned()),
+                ("net.ipv4.conf.all.rp_filter", Some("2"), false),
+                ("net.ipv4.ip_forward", Some("1"), false),
             ]
         );
     }

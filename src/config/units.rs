@@ -49,6 +49,10 @@ const NETWORK_NAMESPACE_KEYS: [(&str, &str); 3] = [
     ("Unit", "JoinsNamespaceOf"),
 ];
 
+/// `[Service]` settings that netnsctl writes itself: the unit is a oneshot whose ExecStart=
+/// attaches and configures the namespace and whose ExecStop= removes it.
+const FIXED_SERVICE_KEYS: [&str; 4] = ["Type", "ExecStart", "ExecStop", "RemainAfterExit"];
+
 /// `[Service]` settings that would run netnsctl without the root privileges it needs.
 const USER_KEYS: [&str; 2] = ["User", "Group"];
 
@@ -80,7 +84,7 @@ pub fn check(loaded: &LoadedConfig) -> Vec<ConfigError> {
         for (section, entries) in &ns.service {
             for (setting, value) in entries {
                 let skey = format!("{key}.service.{}.{}", key_part(section), key_part(setting));
-                let value_text = format!("{value:?}");
+                let value_text = value.to_string();
                 let file = loaded.file_of(&skey);
                 let setting_error =
                     |message: String| ConfigError::key(file, skey.clone(), &value_text, message);
@@ -91,6 +95,10 @@ pub fn check(loaded: &LoadedConfig) -> Vec<ConfigError> {
                 } else if section == "Service" && MOUNT_NAMESPACE_KEYS.contains(&setting.as_str()) {
                     errors.push(setting_error(format!(
                         "{setting}= gives {unit} a mount namespace of its own, which hides /run/netns/{name} from the host; remove this setting"
+                    )));
+                } else if section == "Service" && FIXED_SERVICE_KEYS.contains(&setting.as_str()) {
+                    errors.push(setting_error(format!(
+                        "netnsctl sets {setting}= in {unit} itself; remove this setting (use ExecStartPre= or ExecStartPost= to run more commands)"
                     )));
                 } else if section == "Service" && USER_KEYS.contains(&setting.as_str()) {
                     errors.push(setting_error(format!(

@@ -277,10 +277,20 @@ pub fn validate(loaded: &LoadedConfig) -> Result<(), ConfigErrors> {
 }
 
 fn check_namespace(checker: &mut Checker, config: &Config, name: &str, ns: &Namespace, key: &str) {
+    // Keys that name the same sysctl, such as "net.ipv4.ip_forward" and "net/ipv4/ip_forward".
+    let mut spellings: BTreeMap<String, &str> = BTreeMap::new();
     for (sysctl, value) in &ns.sysctl {
         let skey = format!("{key}.sysctl.{}", key_part(sysctl));
         if let Err(message) = check_sysctl_key(sysctl) {
             checker.error(skey.clone(), value, message);
+        }
+        let dotted = crate::kernel::sysctl::dotted_key(sysctl);
+        if let Some(first) = spellings.insert(dotted.clone(), sysctl) {
+            checker.error(
+                skey.clone(),
+                value,
+                format!("names the same sysctl as {first:?} ({dotted}); keep one of the two keys"),
+            );
         }
         if let super::SysctlValue::String(text) = value {
             if text.contains(['\n', '\0']) {
@@ -312,17 +322,31 @@ fn check_namespace(checker: &mut Checker, config: &Config, name: &str, ns: &Name
     }
 
     if let Some(dns) = &ns.dns {
+        if dns.nameservers.len() > MAX_NAMESERVERS {
+            checker.error(
+                format!("{key}.dns.nameservers"),
+                format!("{} addresses", dns.nameservers.len()),
+                format!(
+                    "the resolver reads at most {MAX_NAMESERVERS} nameservers (glibc's MAXNS); list at most {MAX_NAMESERVERS}"
+                ),
+            );
+        }
         for (i, domain) in dns.search.iter().enumerate() {
-            if domain.is_empty() || domain.contains(|c: char| c.is_whitespace() || c.is_control()) {
+            if !is_search_domain(domain) {
                 checker.error(
                     format!("{key}.dns.search[{i}]"),
                     format!("{domain:?}"),
-                    "a search domain must be non-empty and contain no white space",
+                    "a search domain is dot-separated labels of ASCII letters, digits, '-' and '_', \
+                     each 1 to 63 bytes and not starting or ending with '-'; write other names in \
+                     their IDNA (xn--) form",
                 );
             }
         }
         for (i, option) in dns.options.iter().enumerate() {
-            if option.is_empty() || option.contains(|c: char| c.is_whitespace() || c.is_control()) {
+            if option.is_empty()
+                || option.contains(|c: char| c.is_whitespace() || c.is_control())
+                || ["nameserver", "search", "domain", "options"].contains(&option.as_str())
+            {
                 checker.error(
                     format!("{key}.dns.options[{i}]"),
                     format!("{option:?}"),
@@ -372,7 +396,7 @@ fn check_namespace(checker: &mut Checker, config: &Config, name: &str, ns: &Name
             if value.lines().iter().any(|line| line.contains(['\n', '\0'])) {
                 checker.error(
                     vkey,
-                    format!("{value:?}"),
+                    value.to_string(),
                     "a unit value must be a single line",
                 );
             }
@@ -679,6 +703,25 @@ fn check_network(checker: &mut Checker, key: &str, net: &IpNet) {
 }
 
 /// Checks a sysctl key: only `net.*`, because other keys are global and would change the host.
+/// Maximum number of nameservers glibc's resolver reads from resolv.conf (MAXNS in resolv.h).
+const MAX_NAMESERVERS: usize = 3;
+
+/// Returns true for a domain name resolv.conf's `search` line can carry as it is.
+fn is_search_domain(domain: &str) -> bool {
+    let name = domain.strip_suffix('.').unwrap_or(domain);
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+}
+
 pub fn check_sysctl_key(key: &str) -> Result<(), String> {
     let normalized = key.replace('/', ".");
     if !normalized.starts_with("net.") {

@@ -112,9 +112,14 @@ pub fn drop_privileges(account: &User) -> io::Result<()> {
     Ok(())
 }
 
-/// Looks up a user by name; `Ok(None)` when no such user exists.
+/// Looks up a user by name, or by numeric id when `user` is all digits; `Ok(None)` when no such
+/// user exists.
 pub fn lookup_user(user: &str) -> io::Result<Option<User>> {
-    User::from_name(user).map_err(|err| context(err, format!("cannot look up user {user}")))
+    let found = match user.parse::<u32>() {
+        Ok(uid) => User::from_uid(nix::unistd::Uid::from_raw(uid)),
+        Err(_) => User::from_name(user),
+    };
+    found.map_err(|err| context(err, format!("cannot look up user {user}")))
 }
 
 /// Replaces this process with `command`. Returns only on failure, with the exit status to use:

@@ -157,11 +157,20 @@ fn run(args: &[&str], stdin: &str, label: &str) -> Result<String, NftError> {
         format!("nft failed with {}", output.status)
     } else {
         let message = stderr.replace("/dev/stdin:", &format!("{label}:"));
-        if stdin.starts_with(FLUSH_PREFIX) {
+        let mut message = if stdin.starts_with(FLUSH_PREFIX) {
             hide_flush_prefix(&message, label)
         } else {
             message
+        };
+        if message.contains("Interface does not exist") {
+            // nft turns `iif`/`oif` names into interface indexes while parsing, and netnsctl
+            // checks and loads a namespace's ruleset before it creates the namespace's links.
+            message.push_str(
+                "hint: the ruleset is checked and loaded before netnsctl creates the namespace's \
+                 links; match links by name with `iifname` and `oifname` instead of `iif` and `oif`\n",
+            );
         }
+        message
     };
     Err(NftError::Rejected { message })
 }

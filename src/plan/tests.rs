@@ -4,8 +4,9 @@ use std::path::Path;
 
 use super::*;
 use crate::config;
+use crate::desired::SysctlSetting;
 use crate::desired::{self, HostSources};
-use crate::kernel::sysctl::SysctlState;
+use crate::kernel::sysctl::{normalize, SysctlState};
 use crate::observe::Inside;
 use crate::state::{Record, RECORD_VERSION};
 
@@ -38,10 +39,11 @@ fn converged(desired: &Desired) -> Observed {
             ruleset_generation: Some(7),
             ..Inside::default()
         };
-        for (key, value) in &spec.sysctls {
-            inside
-                .sysctls
-                .insert(key.clone(), SysctlState::Value(normalize(value)));
+        for setting in &spec.sysctls {
+            inside.sysctls.insert(
+                setting.key.clone(),
+                SysctlState::Value(normalize(&setting.value)),
+            );
         }
         let record = Record {
             version: RECORD_VERSION,
@@ -182,8 +184,8 @@ fn later_sysctl_entry_wins_over_glob() {
     let mut desired = desired("[namespaces.a]\n");
     let spec = desired.namespaces.get_mut("a").expect("namespace a");
     spec.sysctls = vec![
-        ("net.ipv4.conf.*.rp_filter".into(), "2".into()),
-        ("net.ipv4.conf.lo.rp_filter".into(), "0".into()),
+        setting("net.ipv4.conf.*.rp_filter", "2"),
+        setting("net.ipv4.conf.lo.rp_filter", "0"),
     ];
     let mut observed = converged(&desired);
     let inside = inside(&mut observed, "a");
@@ -214,6 +216,259 @@ fn later_sysctl_entry_wins_over_glob() {
             ("net.ipv4.conf.all.rp_filter", "2"),
             ("net.ipv4.conf.lo.rp_filter", "0"),
         ]
+    );
+}
+
+fn setting(key: &str, value: &str) -> SysctlSetting {
+    SysctlSetting {
+        key: key.into(),
+        value: value.into(),
+        ignore_failure: false,
+        source: "test".into(),
+    }
+}
+
+/// Resolves `text` with the host sysctl.d files `files` (name, contents).
+fn desired_with_host_sysctl(text: &str, files: &[(&str, &str)]) -> Desired {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    for (name, contents) in files {
+        std::fs::write(dir.path().join(name), contents).expect("write sysctl.d file");
+    }
+    let loaded = config::parse(Path::new("/etc/netnsctl/test.toml"), text).expect("config parses");
+    config::validate::validate(&loaded).expect("config is valid");
+    let sources = HostSources {
+        sysctl_dirs: vec![dir.path().to_owned()],
+    };
+    desired::resolve(&loaded, &[], &sources).expect("config resolves")
+}
+
+/// Observes every concrete key below `net.ipv4.conf.{all,default,lo}` with `value`, and the
+/// given globs expanded over those three.
+fn conf_keys(observed: &mut Observed, name: &str, globs: &[&str], value: &str) {
+    let inside = inside(observed, name);
+    inside.sysctls.clear();
+    for link in ["all", "default", "lo"] {
+        for leaf in ["rp_filter", "log_martians"] {
+            inside.sysctls.insert(
+                format!("net.ipv4.conf.{link}.{leaf}"),
+                SysctlState::Value(value.into()),
+            );
+        }
+    }
+    for glob in globs {
+        let expanded: Vec<String> = inside
+            .sysctls
+            .keys()
+            .filter(|key| {
+                let key_parts: Vec<&str> = key.split('.').collect();
+                let glob_parts: Vec<&str> = glob.split('.').collect();
+                key_parts.len() == glob_parts.len()
+                    && glob_parts
+                        .iter()
+                        .zip(&key_parts)
+                        .all(|(pattern, part)| crate::kernel::sysctl::glob_match(pattern, part))
+            })
+            .cloned()
+            .collect();
+        inside.globs.insert((*glob).into(), expanded);
+    }
+}
+
+fn set_values(plan: &Plan) -> Vec<(String, String)> {
+    plan.steps
+        .iter()
+        .map(|step| match step {
+            Step::SetSysctl { key, value, .. } => (key.clone(), value.clone()),
+            other => panic!("unexpected step {other}"),
+        })
+        .collect()
+}
+
+#[test]
+fn explicit_host_key_wins_over_later_glob() {
+    let desired = desired_with_host_sysctl(
+        "[namespaces.g]\ninherit_host_sysctl = true\n",
+        &[
+            ("10-explicit.conf", "net.ipv4.conf.all.rp_filter = 1\n"),
+            (
+                "20-glob.conf",
+                "net.ipv4.conf.*.rp_filter = 2\nnet.ipv4.conf.[al]*.log_martians = 1\n",
+            ),
+        ],
+    );
+    let mut observed = converged(&desired);
+    conf_keys(
+        &mut observed,
+        "g",
+        &[
+            "net.ipv4.conf.*.rp_filter",
+            "net.ipv4.conf.[al]*.log_martians",
+        ],
+        "0",
+    );
+    let mut values = set_values(&plan(&desired, &observed));
+    values.sort();
+    let expected: Vec<(String, String)> = [
+        ("net.ipv4.conf.all.log_martians", "1"),
+        ("net.ipv4.conf.all.rp_filter", "1"),
+        ("net.ipv4.conf.default.rp_filter", "2"),
+        ("net.ipv4.conf.lo.log_martians", "1"),
+        ("net.ipv4.conf.lo.rp_filter", "2"),
+    ]
+    .iter()
+    .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
+    .collect();
+    assert_eq!(values, expected);
+}
+
+#[test]
+fn host_exclusion_line_keeps_key_out_of_glob() {
+    let desired = desired_with_host_sysctl(
+        "[namespaces.x]\ninherit_host_sysctl = true\n",
+        &[(
+            "50-x.conf",
+            "net.ipv4.conf.default.rp_filter = 2\nnet.ipv4.conf.*.rp_filter = 2\n\
+             -net.ipv4.conf.all.rp_filter\n",
+        )],
+    );
+    let mut observed = converged(&desired);
+    conf_keys(&mut observed, "x", &["net.ipv4.conf.*.rp_filter"], "0");
+    let mut values = set_values(&plan(&desired, &observed));
+    values.sort();
+    assert_eq!(
+        values,
+        [
+            ("net.ipv4.conf.default.rp_filter".to_owned(), "2".to_owned()),
+            ("net.ipv4.conf.lo.rp_filter".to_owned(), "2".to_owned()),
+        ]
+    );
+}
+
+#[test]
+fn config_key_wins_over_host_glob() {
+    let desired = desired_with_host_sysctl(
+        "[namespaces.c]\ninherit_host_sysctl = true\n\
+         sysctl = { \"net/ipv4/conf/lo/rp_filter\" = 0 }\n",
+        &[("50-x.conf", "net.ipv4.conf.*.rp_filter = 2\n")],
+    );
+    let spec = &desired.namespaces["c"];
+    assert!(spec
+        .sysctl_glob_exclusions
+        .contains("net.ipv4.conf.lo.rp_filter"));
+    let mut observed = converged(&desired);
+    conf_keys(&mut observed, "c", &["net.ipv4.conf.*.rp_filter"], "2");
+    assert_eq!(
+        set_values(&plan(&desired, &observed)),
+        [("net.ipv4.conf.lo.rp_filter".to_owned(), "0".to_owned())]
+    );
+}
+
+#[test]
+fn integer_values_compare_as_numbers() {
+    let desired = desired(
+        r#"
+        [namespaces.s]
+        sysctl = { "net.ipv4.ip_forward" = "01", "net.ipv4.tcp_syncookies" = "+1" }
+        "#,
+    );
+    let mut observed = converged(&desired);
+    let sysctls = &mut inside(&mut observed, "s").sysctls;
+    sysctls.insert("net.ipv4.ip_forward".into(), SysctlState::Value("1".into()));
+    sysctls.insert(
+        "net.ipv4.tcp_syncookies".into(),
+        SysctlState::Value("1".into()),
+    );
+    // The kernel stores "01" as 1 and rejects "+1", so only the second differs.
+    assert_eq!(
+        set_values(&plan(&desired, &observed)),
+        [("net.ipv4.tcp_syncookies".to_owned(), "+1".to_owned())]
+    );
+}
+
+#[test]
+fn slash_key_resolves_to_dotted_form() {
+    let desired = desired("[namespaces.s]\nsysctl = { \"net/ipv4/ip_forward\" = 1 }\n");
+    let spec = &desired.namespaces["s"];
+    assert_eq!(spec.sysctls[0].key, "net.ipv4.ip_forward");
+    assert_eq!(
+        spec.sysctls[0].source,
+        "/etc/netnsctl/test.toml: namespaces.s.sysctl.\"net/ipv4/ip_forward\""
+    );
+    let mut observed = converged(&desired);
+    let sysctls = &mut inside(&mut observed, "s").sysctls;
+    sysctls.clear();
+    sysctls.insert("net.ipv4.ip_forward".into(), SysctlState::Value("1".into()));
+    assert!(plan(&desired, &observed).steps.is_empty());
+}
+
+/// Builds the observed state after `key` was set from `original` to `current` and then left the config.
+fn with_original(
+    desired: &Desired,
+    name: &str,
+    key: &str,
+    original: &str,
+    current: &str,
+) -> Observed {
+    let mut observed = converged(desired);
+    let seen = namespace(&mut observed, name);
+    seen.record
+        .as_mut()
+        .expect("record")
+        .sysctl_originals
+        .insert(key.into(), original.into());
+    inside(&mut observed, name)
+        .sysctls
+        .insert(key.into(), SysctlState::Value(current.into()));
+    observed
+}
+
+#[test]
+fn removed_sysctl_is_restored() {
+    let desired = desired("[namespaces.s]\n");
+    let observed = with_original(&desired, "s", "net.ipv4.ip_forward", "0", "1");
+    let plan = plan(&desired, &observed);
+    assert_eq!(
+        plan.steps,
+        [Step::RestoreSysctl {
+            namespace: "s".into(),
+            key: "net.ipv4.ip_forward".into(),
+            value: "0".into(),
+            current: "1".into(),
+        }]
+    );
+    assert_eq!(
+        plan.steps[0].to_string(),
+        "s: restore sysctl net.ipv4.ip_forward = 0 (was 1; no longer in the config)"
+    );
+}
+
+#[test]
+fn removed_sysctl_at_original_value_plans_nothing() {
+    let desired = desired("[namespaces.s]\n");
+    let observed = with_original(&desired, "s", "net.ipv4.ip_forward", "0", "00");
+    assert!(plan(&desired, &observed).steps.is_empty());
+}
+
+#[test]
+fn declared_sysctl_with_original_is_not_restored() {
+    let desired = desired("[namespaces.s]\nsysctl = { \"net.ipv4.ip_forward\" = 1 }\n");
+    let observed = with_original(&desired, "s", "net.ipv4.ip_forward", "0", "1");
+    assert!(plan(&desired, &observed).steps.is_empty());
+}
+
+#[test]
+fn recreated_namespace_ignores_recorded_originals() {
+    let desired = desired("[namespaces.s]\n");
+    let mut observed = with_original(&desired, "s", "net.ipv4.ip_forward", "0", "1");
+    namespace(&mut observed, "s").file = Some(NetnsFile::Missing);
+    let plan = plan(&desired, &observed);
+    assert!(
+        !plan
+            .steps
+            .iter()
+            .any(|step| matches!(step, Step::RestoreSysctl { .. })),
+        "{:?}",
+        plan.steps
     );
 }
 

@@ -69,6 +69,11 @@ const INVALID: &[(&str, &str)] = &[
         "dot-separated words",
     ),
     (
+        "[namespaces.vpn]\nsysctl = { \"net.ipv4.ip_forward\" = 1, \"net/ipv4/ip_forward\" = 0 }\n",
+        "namespaces.vpn.sysctl.\"net/ipv4/ip_forward\" = 0: names the same sysctl as \
+         \"net.ipv4.ip_forward\" (net.ipv4.ip_forward); keep one of the two keys",
+    ),
+    (
         "[namespaces.vpn]\nnftables = \"\"\nnftables_file = \"/etc/x.nft\"\n",
         "nftables",
     ),
@@ -95,6 +100,34 @@ const INVALID: &[(&str, &str)] = &[
     (
         "[namespaces.vpn.service.Mount]\nWhat = \"x\"\n",
         "unknown unit section: use one of Unit, Service, Install",
+    ),
+    (
+        "[namespaces.vpn.service.Service]\nType = \"simple\"\n",
+        "namespaces.vpn.service.Service.Type = \"simple\": netnsctl sets Type=",
+    ),
+    (
+        "[namespaces.vpn.service.Service]\nPrivateNetwork = \"no\"\n",
+        "namespaces.vpn.service.Service.PrivateNetwork = \"no\":",
+    ),
+    (
+        "[namespaces.vpn]\ndns = { search = [\"a..b\"] }\n",
+        "namespaces.vpn.dns.search[0] = \"a..b\": a search domain is dot-separated labels",
+    ),
+    (
+        "[namespaces.vpn]\ndns = { search = [\"bücher.example\"] }\n",
+        "IDNA (xn--) form",
+    ),
+    (
+        "[namespaces.vpn]\ndns = { search = [\"-bad\"] }\n",
+        "namespaces.vpn.dns.search[0]",
+    ),
+    (
+        "[namespaces.vpn]\ndns = { nameservers = [\"192.0.2.1\", \"192.0.2.2\", \"192.0.2.3\", \"192.0.2.4\"] }\n",
+        "namespaces.vpn.dns.nameservers = 4 addresses: the resolver reads at most 3",
+    ),
+    (
+        "[namespaces.vpn]\ndns = { options = [\"nameserver\"] }\n",
+        "namespaces.vpn.dns.options[0]",
     ),
     (
         "[namespaces.vpn]\nkillswitch = true\n",
