@@ -381,6 +381,12 @@ fn write_resolv_conf(namespace: &str, contents: &str) -> Result<(), String> {
         .map_err(|err| err.to_string())
 }
 
+/// Added to nft's "Interface does not exist": `iif` and `oif` look a link up when the ruleset
+/// loads, and a namespace's ruleset loads before its links exist, so that a killswitch filters
+/// from the first packet on.
+const INTERFACE_HINT: &str = "\nnote: netnsctl loads a namespace's ruleset before it creates \
+the namespace's links; match links by name with iifname and oifname";
+
 /// Checks rulesets with `nft --check` in a throwaway namespace before anything changes, so a
 /// syntax error stops the run with nothing applied. Identical rulesets are checked once.
 /// Returns nft's message per failing ruleset label.
@@ -404,7 +410,11 @@ pub fn check_rulesets(rulesets: &[&crate::desired::Ruleset]) -> Result<Vec<Strin
             match nft::check_ruleset(&ruleset.text, &ruleset.label) {
                 Ok(()) => {}
                 Err(nft::NftError::Rejected { message }) => {
-                    errors.push(message.trim_end().to_owned())
+                    let mut message = message.trim_end().to_owned();
+                    if message.contains("Interface does not exist") {
+                        message.push_str(INTERFACE_HINT);
+                    }
+                    errors.push(message)
                 }
                 Err(err) => return Err(err.to_string()),
             }

@@ -234,6 +234,29 @@ pub fn remove_record(name: &str) -> io::Result<()> {
     files::remove(&record_path(name), false)
 }
 
+/// Removes temporary files that a run killed during [`write_record`] left in the records
+/// directory, then the directory itself when it is empty. Call it with the lock held, because
+/// then no other run is writing a record.
+pub fn remove_leftovers() -> io::Result<()> {
+    let dir = Path::new(STATE_DIR).join("namespaces");
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(err) => return Err(err),
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') && name.ends_with(".tmp") {
+            files::remove(&entry.path(), false)?;
+        }
+    }
+    match files::remove(&dir, true) {
+        Err(err) if err.kind() == io::ErrorKind::DirectoryNotEmpty => Ok(()),
+        other => other,
+    }
+}
+
 /// Lists the namespaces that have records.
 pub fn recorded_namespaces() -> io::Result<Vec<String>> {
     let dir = Path::new(STATE_DIR).join("namespaces");
@@ -303,12 +326,11 @@ impl Lock {
             // SAFETY: flock on a file descriptor we own.
             let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
             if rc == 0 {
-                if announced {
-                    tracing::info!(
-                        waited_ms = start.elapsed().as_millis() as u64,
-                        "took the lock"
-                    );
-                }
+                tracing::info!(
+                    pid = std::process::id(),
+                    waited_ms = start.elapsed().as_millis() as u64,
+                    "took the lock"
+                );
                 let _ = nix::unistd::ftruncate(&file, 0);
                 let _ =
                     nix::sys::uio::pwrite(&file, format!("{}\n", std::process::id()).as_bytes(), 0);
@@ -322,7 +344,12 @@ impl Lock {
                 .ok()
                 .and_then(|s| s.trim().parse().ok());
             if !announced {
-                tracing::info!(holder, "waiting for another netnsctl run to finish");
+                let holder_text =
+                    holder.map_or_else(|| "another run".to_owned(), |pid| format!("process {pid}"));
+                tracing::warn!(
+                    "waiting up to {:.1} s for the lock {STATE_DIR}/lock held by {holder_text}",
+                    timeout.as_secs_f64()
+                );
                 announced = true;
             }
             if start.elapsed() >= timeout {
@@ -343,10 +370,14 @@ fn open_lock_file(path: &Path) -> io::Result<File> {
         .flags(OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW)
         .mode(Mode::from_bits_truncate(0o644))
         .resolve(ResolveFlag::RESOLVE_NO_SYMLINKS);
-    openat2(AT_FDCWD, path, how).map(File::from).map_err(|err| {
-        io::Error::new(
-            io::Error::from(err).kind(),
-            format!("{}: {}", path.display(), err.desc()),
-        )
-    })
+    let file = openat2(AT_FDCWD, path, how)
+        .map(File::from)
+        .map_err(|err| {
+            io::Error::new(
+                io::Error::from(err).kind(),
+                format!("{}: {}", path.display(), err.desc()),
+            )
+        })?;
+    files::set_mode(&file, 0o644, path)?;
+    Ok(file)
 }

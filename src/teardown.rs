@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use crate::apply::step_boundary;
 use crate::desired::links;
 use crate::kernel::netlink::{LinkId, Netlink};
 use crate::kernel::netns::{self, NetnsFile};
@@ -31,7 +32,6 @@ pub struct Teardown {
 /// namespaces are unregistered after that. Messages keep the order of the names.
 pub fn down(names: &[String], force: bool) -> Teardown {
     let mut processes: Option<HashMap<(u64, u64), Vec<Process>>> = None;
-    let mut released_any = false;
     let ordered = underlays_last(names);
     let mut results: Vec<Teardown> = ordered.iter().map(|_| Teardown::default()).collect();
     let mut deferred: Vec<(usize, Record)> = Vec::new();
@@ -79,7 +79,6 @@ pub fn down(names: &[String], force: bool) -> Teardown {
             result
                 .warnings
                 .push(format!("{name}: {reason}; released, left in place"));
-            released_any = true;
             continue;
         }
         match file {
@@ -159,9 +158,9 @@ pub fn down(names: &[String], force: bool) -> Teardown {
         result.warnings.extend(one.warnings);
         result.failures.extend(one.failures);
     }
-    if !result.removed.is_empty() || released_any {
-        result.failures.extend(update_host());
-    }
+    // Also when nothing was removed or released in this run: a run killed after removing the
+    // last record leaves the host table and bridges for this one to clean up.
+    result.failures.extend(update_host());
     result
 }
 
@@ -177,18 +176,19 @@ fn unregister(name: &str, result: &mut Teardown) {
         result.failures.push(format!("{name}: {err}"));
         return;
     }
-    crate::apply::step_boundary();
+    step_boundary();
     if let Err(err) = remove_etc_files(name) {
         result.failures.push(format!("{name}: {err}"));
         return;
     }
-    crate::apply::step_boundary();
+    step_boundary();
     if let Err(err) = state::remove_record(name) {
         result
             .failures
             .push(format!("{name}: cannot remove state record: {err}"));
         return;
     }
+    step_boundary();
     tracing::info!(namespace = name, "removed namespace");
     result.removed.push(name.to_owned());
 }
@@ -257,6 +257,7 @@ fn remove_links(name: &str, record: &Record) -> Vec<String> {
                         failures.push(format!("cannot move link {link} back to the host: {err}"))
                     }
                 }
+                step_boundary();
             }
             for link in &record.veths {
                 let found = netlink.get_link(LinkId::Name(link));
@@ -269,6 +270,7 @@ fn remove_links(name: &str, record: &Record) -> Vec<String> {
                     Ok(None) => {}
                     Err(err) => failures.push(err.to_string()),
                 }
+                step_boundary();
             }
             Ok(failures)
         });
@@ -289,6 +291,7 @@ fn remove_links(name: &str, record: &Record) -> Vec<String> {
                             if let Err(err) = netlink.del_link(found.index) {
                                 failures.push(err.to_string());
                             }
+                            step_boundary();
                         }
                     }
                 }
@@ -301,11 +304,14 @@ fn remove_links(name: &str, record: &Record) -> Vec<String> {
 
 /// Stops the namespace's WireGuard links. Returns the failures.
 fn stop_wireguard(name: &str, record: &Record) -> Vec<String> {
-    record
-        .wireguard
-        .iter()
-        .filter_map(|wg| crate::apply::links::delete_wireguard(name, wg).err())
-        .collect()
+    let mut failures = Vec::new();
+    for wg in &record.wireguard {
+        if let Err(err) = crate::apply::links::delete_wireguard(name, wg) {
+            failures.push(err);
+        }
+        step_boundary();
+    }
+    failures
 }
 
 /// Rebuilds the host table from the records that remain, restores net.ipv4.ip_forward when no
@@ -350,6 +356,7 @@ fn update_host_here() -> Vec<String> {
                 Err(err) => failures.push(format!("cannot delete the host table: {err}")),
             },
         }
+        step_boundary();
     }
     if rules.is_empty() {
         if let Some(before) = host.ip_forward_before.take() {
@@ -359,6 +366,7 @@ fn update_host_here() -> Vec<String> {
                 ));
                 host.ip_forward_before = Some(before);
             }
+            step_boundary();
         }
     }
     if remaining.is_empty() && !host.bridges.is_empty() {
@@ -379,6 +387,7 @@ fn update_host_here() -> Vec<String> {
                     } else {
                         tracing::info!(bridge = bridge.as_str(), "deleted bridge");
                     }
+                    step_boundary();
                 }
                 host.bridges = remaining_bridges;
             }

@@ -105,6 +105,22 @@ fn push_unique<T: PartialEq>(list: &mut Vec<T>, item: T) {
     }
 }
 
+/// Returns "NAMESPACE: STEP: REASON" for a failed step. Netlink errors already start with the
+/// step's action and object ("add route 10.0.0.0/8 via 10.1.0.1: Network is unreachable"), and
+/// then the action is not repeated.
+fn failure_message(step: &Step, reason: &str) -> String {
+    let namespace = step.namespace();
+    let described = step.to_string();
+    let action = described
+        .strip_prefix(&format!("{namespace}: "))
+        .unwrap_or(&described);
+    if reason.starts_with(action) {
+        format!("{namespace}: {reason}")
+    } else {
+        format!("{described}: {reason}")
+    }
+}
+
 /// Runs the link steps of a plan.
 pub fn apply_links(desired: &Desired, steps: &[&Step], outcome: &mut Outcome) {
     let mut context = Context {
@@ -117,10 +133,7 @@ pub fn apply_links(desired: &Desired, steps: &[&Step], outcome: &mut Outcome) {
         match run_step(&mut context, step, outcome) {
             Ok(()) => finish(step, outcome),
             Err(message) => {
-                tracing::error!(namespace = step.namespace(), step = %step, "{message}");
-                outcome
-                    .failures
-                    .push(format!("{}: {step}: {message}", step.namespace()));
+                outcome.failures.push(failure_message(step, &message));
                 step_boundary();
             }
         }

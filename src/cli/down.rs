@@ -43,7 +43,13 @@ pub fn down(global: &GlobalArgs, names: &[String], all: bool, force: bool) -> u8
             return EXIT_FAILED;
         }
     }
-    let result = teardown::down(&names, force);
+    let mut result = teardown::down(&names, force);
+    if let Err(err) = state::remove_leftovers() {
+        result.warnings.push(format!(
+            "cannot tidy {}/namespaces: {err}",
+            state::STATE_DIR
+        ));
+    }
     for name in &result.removed {
         println!("{name}: removed namespace");
     }

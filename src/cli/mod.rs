@@ -196,13 +196,36 @@ fn load_desired(
     }
 }
 
-/// Fails unless running as root; namespaces, mounts and netlink changes need it.
+/// Fails unless running as root with CAP_SYS_ADMIN and CAP_NET_ADMIN: namespaces, mounts and
+/// netlink changes need both. Prints one message that names what is missing.
 fn require_root(command: &str) -> Result<(), u8> {
-    if nix::unistd::geteuid().is_root() {
+    use crate::kernel::procs::{effective_capabilities, CAP_NET_ADMIN, CAP_SYS_ADMIN};
+
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!(
+            "error: netnsctl {command} needs root (CAP_SYS_ADMIN and CAP_NET_ADMIN); run it as root or with sudo"
+        );
+        return Err(EXIT_FAILED);
+    }
+    // Without /proc the check cannot be made; the first privileged call then reports EPERM.
+    let Ok(effective) = effective_capabilities() else {
+        return Ok(());
+    };
+    let missing: Vec<&str> = [
+        (CAP_SYS_ADMIN, "CAP_SYS_ADMIN"),
+        (CAP_NET_ADMIN, "CAP_NET_ADMIN"),
+    ]
+    .into_iter()
+    .filter(|(bit, _)| effective & (1 << bit) == 0)
+    .map(|(_, name)| name)
+    .collect();
+    if missing.is_empty() {
         return Ok(());
     }
     eprintln!(
-        "error: netnsctl {command} needs root (CAP_SYS_ADMIN and CAP_NET_ADMIN); run it as root or with sudo"
+        "error: netnsctl {command} needs CAP_SYS_ADMIN and CAP_NET_ADMIN, but this root process lacks {}; \
+         give it both (a container runtime or a systemd CapabilityBoundingSet= may have dropped them)",
+        missing.join(" and ")
     );
     Err(EXIT_FAILED)
 }

@@ -349,12 +349,28 @@ pub fn load(path: &Path) -> Result<LoadedConfig, ConfigErrors> {
     dropin::parse_merged(&files)
 }
 
+/// Maximum size of a config file. Reading stops there, so `-c /dev/zero` fails instead of
+/// filling memory; pipes such as `-c <(generate-config)` still work.
+pub const MAX_CONFIG_BYTES: u64 = 16 << 20;
+
 fn read_file(path: &Path) -> Result<String, ConfigErrors> {
-    std::fs::read_to_string(path).map_err(|err| {
-        ConfigErrors::single(ConfigError::file(
-            path,
-            format!("cannot read config file: {err}"),
-        ))
+    use std::io::Read;
+
+    let error = |message: String| ConfigErrors::single(ConfigError::file(path, message));
+    let file = std::fs::File::open(path)
+        .map_err(|err| error(format!("cannot read config file: {err}")))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_CONFIG_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|err| error(format!("cannot read config file: {err}")))?;
+    if bytes.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(error(format!(
+            "config file larger than {} MiB; give the path of a netnsctl TOML file",
+            MAX_CONFIG_BYTES >> 20
+        )));
+    }
+    String::from_utf8(bytes).map_err(|_| {
+        error("cannot read config file: stream did not contain valid UTF-8".to_owned())
     })
 }
 

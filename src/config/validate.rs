@@ -56,11 +56,14 @@ impl ConfigError {
     /// the offending text when they are known.
     pub fn syntax(path: &Path, text: &str, key: Option<String>, err: &toml::de::Error) -> Self {
         let span = err.span();
-        let location = span.as_ref().map(|span| {
-            let before = &text[..span.start.min(text.len())];
+        let location = span.as_ref().and_then(|span| {
+            // toml reports byte offsets; `get` returns None instead of panicking should one
+            // ever fall inside a multi-byte character.
+            let before = text.get(..span.start.min(text.len()))?;
             let line = before.matches('\n').count() + 1;
-            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
-            format!("line {line}, column {column}: ")
+            let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+            let column = before[line_start..].chars().count() + 1;
+            Some(format!("line {line}, column {column}: "))
         });
         // For an unknown key the span covers the key itself, which the key path already shows.
         let unknown_key = err.message().starts_with("unknown field");

@@ -11,7 +11,7 @@ use std::path::{Component, Path};
 
 use nix::errno::Errno;
 use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag, AT_FDCWD};
-use nix::sys::stat::{fstat, mkdirat, Mode, SFlag};
+use nix::sys::stat::{fchmod, fstat, mkdirat, Mode, SFlag};
 use nix::unistd::{ftruncate, unlinkat, UnlinkatFlags};
 
 fn open_no_symlinks(path: &Path, flags: OFlag, mode: u32) -> nix::Result<OwnedFd> {
@@ -61,15 +61,29 @@ pub fn create_dir_all(path: &Path, mode: u32) -> io::Result<()> {
             .map_err(|err| with_path(err, "cannot open directory", parent))?;
         let name = current.file_name().expect("a normal component has a name");
         match mkdirat(&parent_fd, name, Mode::from_bits_truncate(mode)) {
-            Ok(()) | Err(Errno::EEXIST) => {}
+            Ok(()) => {
+                // mkdirat applies the umask; set the mode exactly, through a descriptor opened
+                // without following symlinks.
+                let created = open_no_symlinks(&current, OFlag::O_RDONLY | OFlag::O_DIRECTORY, 0)
+                    .map_err(|err| with_path(err, "cannot open directory", &current))?;
+                set_mode(&created, mode, &current)?;
+            }
+            Err(Errno::EEXIST) => {}
             Err(err) => return Err(with_path(err, "cannot create directory", &current)),
         }
     }
     Ok(())
 }
 
+/// Sets the permission bits of an open file to exactly `mode`, whatever the umask was.
+pub fn set_mode(fd: &impl std::os::fd::AsFd, mode: u32, path: &Path) -> io::Result<()> {
+    fchmod(fd.as_fd(), Mode::from_bits_truncate(mode))
+        .map_err(|err| with_path(err, "cannot set the mode of", path))
+}
+
 /// Rewrites a regular file in place: truncate and write through the same inode, so bind mounts
-/// of the file see the new content. Creates the file with `mode` if it is missing.
+/// of the file see the new content. Creates the file if it is missing, and sets its mode to
+/// `mode` either way.
 pub fn write_in_place(path: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
     // O_NONBLOCK: opening a FIFO for writing would otherwise wait for a reader. Without one
     // the open fails with ENXIO; with one, the type check below rejects it.
@@ -92,6 +106,7 @@ pub fn write_in_place(path: &Path, contents: &[u8], mode: u32) -> io::Result<()>
     if SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT != SFlag::S_IFREG {
         return Err(not_regular());
     }
+    set_mode(&fd, mode, path)?;
     ftruncate(&fd, 0).map_err(|err| with_path(err, "cannot truncate", path))?;
     let mut file = File::from(fd);
     file.write_all(contents).map_err(|err| {
@@ -123,6 +138,7 @@ pub fn replace(path: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
         mode,
     )
     .map_err(|err| with_path(err, "cannot create", &temp_path))?;
+    set_mode(&fd, mode, &temp_path)?;
     File::from(fd).write_all(contents)?;
     nix::fcntl::renameat(&dir_fd, temp_name.as_str(), &dir_fd, name)
         .map_err(|err| with_path(err, "cannot rename into place", path))

@@ -390,6 +390,19 @@ impl Netlink {
             || format!("add address {address} to link {index}"),
         )
         .map(drop)
+        .map_err(|mut err| {
+            // The kernel returns EACCES for an IPv6 address on a link with IPv6 disabled.
+            if address.addr().is_ipv6() && err.errno() == Some(libc::EACCES) {
+                err.source = io::Error::new(
+                    err.source.kind(),
+                    format!(
+                        "{}; IPv6 is disabled on the link (disable_ipv6 = 1)",
+                        err.source
+                    ),
+                );
+            }
+            err
+        })
     }
 
     /// Removes an address from a link.

@@ -211,9 +211,10 @@ pub fn in_netns<T: Send>(path: &Path, f: impl FnOnce() -> T + Send) -> io::Resul
 
 /// Unregisters the namespace at `path`: lazy unmount, then unlink, as `ip netns delete` does.
 /// The namespace itself lives on while processes or sockets still hold it. Either step may
-/// already have happened.
+/// already have happened. A symlink at `path` is removed itself; what it points to is never
+/// unmounted.
 pub fn remove(path: &Path) -> io::Result<()> {
-    match umount2(path, MntFlags::MNT_DETACH) {
+    match umount2(path, MntFlags::MNT_DETACH | MntFlags::UMOUNT_NOFOLLOW) {
         Ok(()) | Err(Errno::EINVAL) | Err(Errno::ENOENT) => {}
         Err(err) => {
             return Err(errno_context(

@@ -57,3 +57,19 @@ fn command_of(pid: u32) -> String {
         args.join(" ")
     }
 }
+
+/// Capability bit of CAP_NET_ADMIN, from linux/capability.h.
+pub const CAP_NET_ADMIN: u32 = 12;
+/// Capability bit of CAP_SYS_ADMIN, from linux/capability.h.
+pub const CAP_SYS_ADMIN: u32 = 21;
+
+/// Returns the effective capability set of this process, from the `CapEff` line of
+/// /proc/self/status.
+pub fn effective_capabilities() -> std::io::Result<u64> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("CapEff:"))
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        .ok_or_else(|| std::io::Error::other("no CapEff line in /proc/self/status"))
+}

@@ -65,6 +65,19 @@ impl Env {
         output
     }
 
+    /// Runs `netnsctl -c CONFIG ARGS`. `exec` needs the config first, because its command
+    /// takes every argument after `--`.
+    pub fn run_config_first(&self, args: &[&str]) -> Output {
+        let output = Command::new(netnsctl_bin())
+            .arg("-c")
+            .arg(&self.config)
+            .args(args)
+            .output()
+            .expect("run netnsctl");
+        log_output(&format!("netnsctl -c CONFIG {}", args.join(" ")), &output);
+        output
+    }
+
     /// Runs netnsctl and asserts exit status 0.
     pub fn ok(&self, args: &[&str]) -> String {
         let output = self.run(args);
@@ -144,3 +157,5 @@ pub fn ip_netns_list() -> Vec<String> {
         .filter_map(|line| line.split_whitespace().next().map(str::to_owned))
         .collect()
 }
+
+pub mod system;
