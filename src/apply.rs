@@ -191,6 +191,7 @@ fn finish(step: &Step, outcome: &mut Outcome) {
 fn run_inside(spec: &NamespaceSpec, steps: &[&Step], record: &mut Record, outcome: &mut Outcome) {
     let name = spec.name.as_str();
     let mut netlink: Option<Netlink> = None;
+    let mut net_dir: Option<sysctl::NetDir> = None;
     match netns::current_thread_netns() {
         Ok((_, ino)) => record.netns_inode = Some(ino),
         Err(err) => tracing::warn!(namespace = name, "cannot read the namespace inode: {err}"),
@@ -199,7 +200,8 @@ fn run_inside(spec: &NamespaceSpec, steps: &[&Step], record: &mut Record, outcom
         let result = match step {
             Step::SetLinkUp { link, .. } => set_link_up(&mut netlink, link),
             Step::SetSysctl { key, value, .. } => {
-                match set_sysctl(spec, key, value, record, outcome) {
+                let net_dir = net_dir.get_or_insert_with(sysctl::NetDir::new);
+                match set_sysctl(net_dir, spec, key, value, record, outcome) {
                     // Every key was skipped: nothing changed, and the warning gives the reason.
                     Ok(false) => {
                         step_boundary();
@@ -263,6 +265,7 @@ fn set_link_up(netlink: &mut Option<Netlink>, link: &str) -> Result<(), String> 
 /// namespace is skipped with a warning, and so is any failure of an entry with `ignore_failure`.
 /// Any other error (an invalid value, say) fails the step. Returns whether any key was written.
 fn set_sysctl(
+    net_dir: &mut sysctl::NetDir,
     spec: &NamespaceSpec,
     key: &str,
     value: &str,
@@ -283,12 +286,12 @@ fn set_sysctl(
     for concrete in keys {
         let original = match record.sysctl_originals.contains_key(&concrete) {
             true => None,
-            false => match sysctl::read(&concrete) {
+            false => match net_dir.read(&concrete) {
                 Ok(sysctl::SysctlState::Value(original)) => Some(original),
                 _ => None,
             },
         };
-        let Err(err) = sysctl::write(&concrete, value) else {
+        let Err(err) = net_dir.write(&concrete, value) else {
             if let Some(original) = original {
                 record.sysctl_originals.insert(concrete, original);
             }

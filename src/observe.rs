@@ -107,8 +107,17 @@ pub fn observe(desired: &Desired) -> Observed {
 pub fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
     let workers = std::thread::available_parallelism()
         .map_or(2, |n| n.get())
-        .clamp(2, 8)
-        .min(items.len().max(1));
+        .clamp(2, 8);
+    parallel_map_on(workers, items, f)
+}
+
+/// Runs `f` over `items` on up to `workers` threads and returns the results in order.
+pub fn parallel_map_on<T: Sync, R: Send>(
+    workers: usize,
+    items: &[T],
+    f: impl Fn(&T) -> R + Sync,
+) -> Vec<R> {
+    let workers = workers.max(1).min(items.len().max(1));
     let next = std::sync::atomic::AtomicUsize::new(0);
     let mut results: Vec<Option<R>> = Vec::new();
     results.resize_with(items.len(), || None);
@@ -187,6 +196,7 @@ fn read_inside(spec: &NamespaceSpec, restorable: &[String]) -> std::io::Result<I
         .get_link(crate::kernel::netlink::LinkId::Name("lo"))
         .map_err(|err| std::io::Error::other(err.to_string()))?
         .is_some_and(|link| link.up);
+    let mut net_dir = sysctl::NetDir::new();
     for setting in &spec.sysctls {
         let key = &setting.key;
         let keys = sysctl::expand_glob(key);
@@ -194,7 +204,7 @@ fn read_inside(spec: &NamespaceSpec, restorable: &[String]) -> std::io::Result<I
             inside.globs.insert(key.clone(), keys.clone());
         }
         for concrete in keys {
-            let state = sysctl::read(&concrete)?;
+            let state = net_dir.read(&concrete)?;
             inside.sysctls.insert(concrete, state);
         }
     }

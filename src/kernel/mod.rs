@@ -3,6 +3,8 @@
 
 pub mod exec;
 pub mod files;
+#[cfg(feature = "libnftables")]
+pub mod libnftables;
 pub mod netlink;
 pub mod netns;
 pub mod nft;

@@ -121,6 +121,19 @@ impl Netlink {
         flags: u16,
         describe: impl FnOnce() -> String,
     ) -> Result<Vec<RouteNetlinkMessage>> {
+        self.request_map(message, flags, describe, Some)
+    }
+
+    /// Sends one request and collects `convert` of each answer until ACK or DONE. Answers are
+    /// converted as they arrive: a dump of a thousand links keeps the parsed messages, with all
+    /// their statistics and per-protocol attributes, only one at a time.
+    fn request_map<T>(
+        &mut self,
+        message: RouteNetlinkMessage,
+        flags: u16,
+        describe: impl FnOnce() -> String,
+        mut convert: impl FnMut(RouteNetlinkMessage) -> Option<T>,
+    ) -> Result<Vec<T>> {
         self.sequence = self.sequence.wrapping_add(1);
         let mut header = NetlinkHeader::default();
         header.flags = flags | NLM_F_REQUEST;
@@ -173,7 +186,7 @@ impl Netlink {
                         }
                     }
                     NetlinkPayload::InnerMessage(inner) => {
-                        replies.push(inner);
+                        replies.extend(convert(inner));
                         if flags & NLM_F_DUMP != NLM_F_DUMP && flags & NLM_F_ACK == 0 {
                             return Ok(replies);
                         }
@@ -186,18 +199,15 @@ impl Netlink {
 
     /// Lists all links.
     pub fn dump_links(&mut self) -> Result<Vec<Link>> {
-        let replies = self.request(
+        self.request_map(
             RouteNetlinkMessage::GetLink(LinkMessage::default()),
             NLM_F_DUMP,
             || "list links".into(),
-        )?;
-        Ok(replies
-            .into_iter()
-            .filter_map(|reply| match reply {
+            |reply| match reply {
                 RouteNetlinkMessage::NewLink(link) => Some(parse_link(&link)),
                 _ => None,
-            })
-            .collect())
+            },
+        )
     }
 
     /// Looks up one link. Returns `None` when it does not exist.
@@ -338,18 +348,15 @@ impl Netlink {
 
     /// Lists all addresses.
     pub fn dump_addresses(&mut self) -> Result<Vec<Address>> {
-        let replies = self.request(
+        self.request_map(
             RouteNetlinkMessage::GetAddress(AddressMessage::default()),
             NLM_F_DUMP,
             || "list addresses".into(),
-        )?;
-        Ok(replies
-            .into_iter()
-            .filter_map(|reply| match reply {
+            |reply| match reply {
                 RouteNetlinkMessage::NewAddress(message) => parse_address(&message),
                 _ => None,
-            })
-            .collect())
+            },
+        )
     }
 
     fn address_message(index: u32, address: &IpNet) -> AddressMessage {
@@ -413,14 +420,16 @@ impl Netlink {
         for family in [AddressFamily::Inet, AddressFamily::Inet6] {
             let mut message = RouteMessage::default();
             message.header.address_family = family;
-            let replies =
-                self.request(RouteNetlinkMessage::GetRoute(message), NLM_F_DUMP, || {
-                    "list routes".into()
-                })?;
-            routes.extend(replies.into_iter().filter_map(|reply| match reply {
-                RouteNetlinkMessage::NewRoute(message) => parse_route(&message),
-                _ => None,
-            }));
+            let found = self.request_map(
+                RouteNetlinkMessage::GetRoute(message),
+                NLM_F_DUMP,
+                || "list routes".into(),
+                |reply| match reply {
+                    RouteNetlinkMessage::NewRoute(message) => parse_route(&message),
+                    _ => None,
+                },
+            )?;
+            routes.extend(found);
         }
         Ok(routes)
     }

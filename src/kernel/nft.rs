@@ -1,8 +1,11 @@
 //! nftables: rulesets are loaded with the `nft` binary, the one helper netnsctl runs, because only
-//! nft parses the ruleset language. The ruleset generation is read over nfnetlink directly.
+//! nft parses the ruleset language. With the `libnftables` cargo feature, the same scripts run
+//! in-process through libnftables instead, which saves a process spawn per namespace. The
+//! ruleset generation is read over nfnetlink directly.
 //!
 //! `nft` acts on the network namespace it runs in. A child process starts in the namespace of the
-//! thread that spawned it, so callers spawn from a thread inside the target namespace.
+//! thread that spawned it, and a libnftables context opens its socket in the namespace of the
+//! calling thread, so callers run these functions on a thread inside the target namespace.
 
 use std::fmt;
 use std::io::{self, Write};
@@ -19,6 +22,9 @@ pub const NFT_ENV: &str = "NETNSCTL_NFT";
 pub enum NftError {
     /// nft could not be started.
     Spawn { program: PathBuf, source: io::Error },
+    /// libnftables could not run the script (no context, no memfd for the script).
+    #[cfg(feature = "libnftables")]
+    Library { source: io::Error },
     /// nft ran and rejected the ruleset; `message` is its own output, with file and line.
     Rejected { message: String },
 }
@@ -34,6 +40,8 @@ impl fmt::Display for NftError {
             NftError::Spawn { program, source } => {
                 write!(f, "cannot run {}: {source}", program.display())
             }
+            #[cfg(feature = "libnftables")]
+            NftError::Library { source } => write!(f, "cannot run libnftables: {source}"),
             NftError::Rejected { message } => f.write_str(message.trim_end()),
         }
     }
@@ -55,6 +63,72 @@ pub fn nft_program() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("nft"))
 }
 
+/// Runs an nft script as `nft -f` does, in-process through libnftables, `--check` when
+/// `check`. Returns what nft printed on stdout.
+#[cfg(feature = "libnftables")]
+fn run_script_text(script: &str, label: &str, check: bool) -> Result<String, NftError> {
+    let (name, output) = super::libnftables::run(script, check, false)
+        .map_err(|source| NftError::Library { source })?;
+    if output.success {
+        return Ok(output.stdout);
+    }
+    Err(rejected(&output.stderr, &name, label, script))
+}
+
+/// Runs an nft script with the `nft` binary, `--check` when `check`. Returns what nft printed on
+/// stdout.
+#[cfg(not(feature = "libnftables"))]
+fn run_script_text(script: &str, label: &str, check: bool) -> Result<String, NftError> {
+    let args: &[&str] = if check {
+        &["--check", "-f", "-"]
+    } else {
+        &["-f", "-"]
+    };
+    run(args, script, label)
+}
+
+/// Runs one nft listing command given as arguments, like `nft list ruleset`, with `--stateless`
+/// when `stateless`. Returns its output.
+fn run_command(args: &[&str], stateless: bool) -> Result<String, NftError> {
+    #[cfg(feature = "libnftables")]
+    {
+        let script = format!("{}\n", args.join(" "));
+        let (name, output) = super::libnftables::run(&script, false, stateless)
+            .map_err(|source| NftError::Library { source })?;
+        if output.success {
+            return Ok(output.stdout);
+        }
+        Err(rejected(&output.stderr, &name, "list", &script))
+    }
+    #[cfg(not(feature = "libnftables"))]
+    {
+        let mut all = Vec::with_capacity(args.len() + 1);
+        if stateless {
+            all.push("--stateless");
+        }
+        all.extend_from_slice(args);
+        run(&all, "", "list")
+    }
+}
+
+/// Builds the error for a rejected script from nft's message: `name`, the file name nft saw,
+/// becomes `label`, and the flush prefix of [`replace_script`] is hidden.
+#[cfg(feature = "libnftables")]
+fn rejected(stderr: &str, name: &str, label: &str, script: &str) -> NftError {
+    let message = if stderr.trim().is_empty() {
+        "nft failed without a message".to_owned()
+    } else {
+        let message = stderr.replace(&format!("{name}:"), &format!("{label}:"));
+        if script.starts_with(FLUSH_PREFIX) {
+            hide_flush_prefix(&message, label)
+        } else {
+            message
+        }
+    };
+    NftError::Rejected { message }
+}
+
+#[cfg_attr(feature = "libnftables", allow(dead_code))]
 fn run(args: &[&str], stdin: &str, label: &str) -> Result<String, NftError> {
     let program = nft_program();
     let mut child = Command::new(&program)
@@ -164,33 +238,33 @@ fn shift_columns(line: &str, location: &str, shift: usize) -> String {
 /// the flush and the new ruleset in one batch, and on any error the old ruleset stays.
 /// `label` replaces `/dev/stdin` in nft's error messages.
 pub fn load_ruleset(ruleset: &str, label: &str) -> Result<(), NftError> {
-    run(&["-f", "-"], &replace_script(ruleset), label).map(drop)
+    run_script_text(&replace_script(ruleset), label, false).map(drop)
 }
 
 /// Checks that `ruleset` would load (`nft --check`), without changing anything.
 pub fn check_ruleset(ruleset: &str, label: &str) -> Result<(), NftError> {
-    run(&["--check", "-f", "-"], &replace_script(ruleset), label).map(drop)
+    run_script_text(&replace_script(ruleset), label, true).map(drop)
 }
 
 /// Empties the ruleset of the calling thread's namespace.
 pub fn flush_ruleset() -> Result<(), NftError> {
-    run(&["-f", "-"], "flush ruleset\n", "flush").map(drop)
+    run_script_text("flush ruleset\n", "flush", false).map(drop)
 }
 
 /// Returns the ruleset of the calling thread's namespace as nft prints it, without stateful
 /// values such as counters and quotas, so that the text only changes when the rules do.
 pub fn list_ruleset() -> Result<String, NftError> {
-    run(&["--stateless", "list", "ruleset"], "", "list")
+    run_command(&["list", "ruleset"], true)
 }
 
 /// Runs an nft script as given, e.g. one that replaces a single table.
 pub fn run_script(script: &str, label: &str) -> Result<(), NftError> {
-    run(&["-f", "-"], script, label).map(drop)
+    run_script_text(script, label, false).map(drop)
 }
 
 /// Returns the listing of one table, or `None` when it does not exist.
 pub fn list_table(family: &str, name: &str) -> Result<Option<String>, NftError> {
-    match run(&["list", "table", family, name], "", "list") {
+    match run_command(&["list", "table", family, name], false) {
         Ok(listing) => Ok(Some(listing)),
         Err(NftError::Rejected { message }) if message.contains("No such file or directory") => {
             Ok(None)

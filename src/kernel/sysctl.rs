@@ -3,9 +3,15 @@
 //! Files under /proc/sys/net belong to the network namespace of the task that opens them, so
 //! these functions act on the calling thread's namespace.
 
+use std::collections::HashMap;
 use std::fs;
-use std::io::{self, Write};
-use std::path::PathBuf;
+use std::io::{self, Read, Write};
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::{open, openat, AtFlags, OFlag};
+use nix::sys::stat::{fstat, fstatat, Mode};
 
 /// Maps a sysctl key to its /proc/sys path the way systemd-sysctl does: when the first
 /// separator is '/', the key is already a path; otherwise '.' and '/' swap, so an interface
@@ -68,6 +74,99 @@ pub fn write(key: &str, value: &str) -> io::Result<()> {
     let path = proc_path(key);
     let mut file = fs::OpenOptions::new().write(true).open(&path)?;
     file.write_all(value.as_bytes())
+}
+
+/// The directories directly under /proc/sys/net (`ipv4`, `ipv6`, `core`, ...), opened in the
+/// calling thread's network namespace and kept open, to read and write many `net.*` keys of that
+/// namespace.
+///
+/// Each network namespace has its own dentries for these directories, all children of the one
+/// shared /proc/sys/net dentry, so the entries of one name sit in one dcache hash chain, newest
+/// first. A lookup compares them one by one under the global sysctl spinlock (`proc_sys_compare`
+/// in perf profiles): 77 µs for the middle one of 1000 namespaces on Linux 6.18, measured with
+/// bench/lookup-cost. Opening each directory once and the rest of the path relative to it pays
+/// that cost once per directory instead of once per key and call. Keys outside /proc/sys/net use
+/// [`read`] and [`write`].
+#[derive(Default)]
+pub struct NetDir {
+    dirs: HashMap<String, Option<OwnedFd>>,
+}
+
+impl NetDir {
+    pub fn new() -> Self {
+        NetDir::default()
+    }
+
+    /// Returns the opened directory under /proc/sys/net that contains a `net.*` key and the
+    /// key's path relative to it. Returns `None` for other keys and for directories that cannot
+    /// be opened; the absolute path then reports the error.
+    fn parent_of(&mut self, key: &str) -> Option<(&OwnedFd, PathBuf)> {
+        let path = proc_path(key);
+        let below = path.strip_prefix("/proc/sys/net").ok()?;
+        let mut components = below.components();
+        let first = components.next()?.as_os_str().to_str()?.to_owned();
+        let rest = components.as_path().to_path_buf();
+        if rest.as_os_str().is_empty() {
+            return None;
+        }
+        let dir = self.dirs.entry(first).or_insert_with_key(|first| {
+            open(
+                Path::new("/proc/sys/net").join(first).as_path(),
+                OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+            .ok()
+        });
+        dir.as_ref().map(|dir| (dir, rest))
+    }
+
+    /// Reads a sysctl, like [`read`].
+    pub fn read(&mut self, key: &str) -> io::Result<SysctlState> {
+        let Some((dir, name)) = self.parent_of(key) else {
+            return read(key);
+        };
+        let (stat, value) = match openat(
+            dir,
+            name.as_path(),
+            OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        ) {
+            Ok(fd) => {
+                let stat = fstat(&fd)?;
+                let mut text = String::new();
+                fs::File::from(fd).read_to_string(&mut text)?;
+                (stat, normalize(&text))
+            }
+            Err(Errno::ENOENT) => return Ok(SysctlState::Missing),
+            // Write-only entries such as net.ipv4.route.flush.
+            Err(err) if io::Error::from(err).kind() == io::ErrorKind::PermissionDenied => {
+                match fstatat(dir, name.as_path(), AtFlags::empty()) {
+                    Ok(stat) => (stat, String::new()),
+                    Err(Errno::ENOENT) => return Ok(SysctlState::Missing),
+                    Err(err) => return Err(err.into()),
+                }
+            }
+            Err(err) => return Err(err.into()),
+        };
+        if stat.st_mode & 0o200 == 0 {
+            return Ok(SysctlState::ReadOnly(value));
+        }
+        Ok(SysctlState::Value(value))
+    }
+
+    /// Writes a sysctl, like [`write`].
+    pub fn write(&mut self, key: &str, value: &str) -> io::Result<()> {
+        let Some((dir, name)) = self.parent_of(key) else {
+            return write(key, value);
+        };
+        let fd = openat(
+            dir,
+            name.as_path(),
+            OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )?;
+        fs::File::from(fd).write_all(value.as_bytes())
+    }
 }
 
 /// Returns whether a key is a glob pattern: systemd-sysctl treats keys with `*`, `?` or `[` as globs.
@@ -334,6 +433,49 @@ mod tests {
         assert!(glob_match("eth?", "eth0"));
         assert!(!glob_match("eth?", "eth10"));
         assert!(glob_match("e*0", "eth10"));
+    }
+
+    /// Keys of every kind `read` tells apart: values, a missing key in an existing directory, a
+    /// missing directory, a write-only entry, and a key that is read-only in a child namespace.
+    const KEYS: [&str; 7] = [
+        "net.ipv4.ip_forward",
+        "net.ipv6.conf.all.forwarding",
+        "net.ipv4.conf.lo.rp_filter",
+        "net.ipv4.no_such_key",
+        "net.no_such_directory.key",
+        "net.ipv4.route.flush",
+        "net.core.rmem_max",
+    ];
+
+    #[test]
+    fn net_dir_matches_absolute_paths() {
+        if !nix::unistd::geteuid().is_root() {
+            assert_ne!(
+                std::env::var("NETNSCTL_REQUIRE_ROOT").as_deref(),
+                Ok("1"),
+                "net_dir_matches_absolute_paths needs root and NETNSCTL_REQUIRE_ROOT=1 forbids skipping it"
+            );
+            eprintln!("SKIP: net_dir_matches_absolute_paths needs root");
+            return;
+        }
+        crate::kernel::netns::on_thread(|| {
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).expect("unshare");
+            let mut dir = NetDir::new();
+            for key in KEYS {
+                assert_eq!(dir.read(key).unwrap(), read(key).unwrap(), "read {key}");
+            }
+
+            dir.write("net.ipv4.conf.all.rp_filter", "2").unwrap();
+            assert_eq!(
+                read("net.ipv4.conf.all.rp_filter").unwrap(),
+                SysctlState::Value("2".into())
+            );
+            for key in ["net.ipv4.no_such_key", "net.no_such_directory.key"] {
+                let relative = dir.write(key, "1").unwrap_err().kind();
+                let absolute = write(key, "1").unwrap_err().kind();
+                assert_eq!(relative, absolute, "write {key}");
+            }
+        });
     }
 
     #[test]
