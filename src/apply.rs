@@ -423,35 +423,43 @@ pub fn check_rulesets(rulesets: &[&crate::desired::Ruleset]) -> Result<Vec<Strin
     })
 }
 
-/// Test-writes every sysctl value of `specs` in a throwaway namespace, one per spec, so a value
-/// the kernel rejects stops the run before anything changes. Keys that do not exist there (a
-/// link's keys) and entries with `ignore_failure` are not checked. Returns one message per
-/// rejected value.
+/// Test-writes every sysctl value of `specs` in a throwaway namespace, so a value the kernel
+/// rejects stops the run before anything changes. Namespaces with the same settings share one
+/// throwaway namespace; each group gets a fresh one. Keys that do not exist there (a link's
+/// keys) and entries with `ignore_failure` are not checked. Returns one message per rejected
+/// value and namespace.
 pub fn check_sysctls(specs: &[&NamespaceSpec]) -> Result<Vec<String>, String> {
-    let specs: Vec<&&NamespaceSpec> = specs
-        .iter()
-        .filter(|spec| !spec.sysctls.is_empty())
-        .collect();
-    if specs.is_empty() {
+    // Groups of specs whose settings (without their declaration sites) are equal.
+    let mut groups: Vec<Vec<&NamespaceSpec>> = Vec::new();
+    for spec in specs.iter().filter(|spec| !spec.sysctls.is_empty()) {
+        match groups
+            .iter_mut()
+            .find(|group| same_sysctl_settings(group[0], spec))
+        {
+            Some(group) => group.push(spec),
+            None => groups.push(vec![spec]),
+        }
+    }
+    if groups.is_empty() {
         return Ok(Vec::new());
     }
     netns::on_thread(|| {
         let mut errors = Vec::new();
-        for spec in specs {
+        for group in groups {
             nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).map_err(|err| {
                 format!(
                     "cannot create a namespace to check sysctl values in: {}",
                     err.desc()
                 )
             })?;
-            for setting in spec
-                .sysctls
-                .iter()
-                .filter(|setting| !setting.ignore_failure)
-            {
+            let first = group[0];
+            for (position, setting) in first.sysctls.iter().enumerate() {
+                if setting.ignore_failure {
+                    continue;
+                }
                 let mut keys = sysctl::expand_glob(&setting.key);
                 if sysctl::is_glob(&setting.key) {
-                    keys.retain(|concrete| !spec.sysctl_glob_exclusions.contains(concrete));
+                    keys.retain(|concrete| !first.sysctl_glob_exclusions.contains(concrete));
                 }
                 for concrete in keys {
                     let Err(err) = sysctl::write(&concrete, &setting.value) else {
@@ -465,16 +473,28 @@ pub fn check_sysctls(specs: &[&NamespaceSpec]) -> Result<Vec<String>, String> {
                     ) {
                         continue;
                     }
-                    errors.push(rejected_sysctl(
-                        Some(setting),
-                        &setting.key,
-                        &concrete,
-                        &setting.value,
-                        &err,
-                    ));
+                    for spec in &group {
+                        let own = &spec.sysctls[position];
+                        errors.push(rejected_sysctl(
+                            Some(own),
+                            &own.key,
+                            &concrete,
+                            &own.value,
+                            &err,
+                        ));
+                    }
                 }
             }
         }
         Ok(errors)
     })
+}
+
+/// Returns true when two specs set the same sysctls to the same values in the same order.
+fn same_sysctl_settings(a: &NamespaceSpec, b: &NamespaceSpec) -> bool {
+    a.sysctl_glob_exclusions == b.sysctl_glob_exclusions
+        && a.sysctls.len() == b.sysctls.len()
+        && a.sysctls.iter().zip(&b.sysctls).all(|(x, y)| {
+            x.key == y.key && x.value == y.value && x.ignore_failure == y.ignore_failure
+        })
 }

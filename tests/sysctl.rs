@@ -238,3 +238,29 @@ fn invalid_value_for_existing_namespace_names_the_key() {
     );
     assert_eq!(sysctl_in("s", "net.ipv4.ip_forward"), "1");
 }
+
+#[test]
+fn shared_invalid_value_named_per_namespace() {
+    if !require_root("shared_invalid_value_named_per_namespace") {
+        return;
+    }
+    // Namespaces with equal settings are checked in one throwaway namespace; the error still
+    // names each namespace's key.
+    let env = Env::new(
+        "[namespaces.a]\nsysctl = { \"net.ipv4.ip_forward\" = \"+1\" }\n\
+         [namespaces.b]\nsysctl = { \"net.ipv4.ip_forward\" = \"+1\" }\n\
+         [namespaces.c]\nsysctl = { \"net.ipv4.ip_forward\" = 1 }\n",
+    );
+    let check = env.run(&["check"]);
+    assert_eq!(check.status.code(), Some(2));
+    let message = stderr(&check);
+    assert!(
+        message.contains("namespaces.a.sysctl.\"net.ipv4.ip_forward\""),
+        "{message}"
+    );
+    assert!(
+        message.contains("namespaces.b.sysctl.\"net.ipv4.ip_forward\""),
+        "{message}"
+    );
+    assert!(!message.contains("namespaces.c."), "{message}");
+}
