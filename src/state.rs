@@ -288,20 +288,41 @@ pub fn wireguard_pids() -> Vec<u32> {
         .collect()
 }
 
-/// Returns the recorded WireGuard links, as (namespace, link), whose underlay is `underlay`.
-pub fn links_over_underlay(underlay: &str) -> Vec<(String, String)> {
-    let mut found = Vec::new();
-    for name in recorded_namespaces().unwrap_or_default() {
-        let Ok(Some(record)) = read_record(&name) else {
-            continue;
-        };
-        for wg in record.wireguard {
-            if wg.underlay.as_deref() == Some(underlay) {
-                found.push((name.clone(), wg.link));
+/// The recorded WireGuard links, read from every record at once.
+#[derive(Debug, Default)]
+pub struct WireGuardIndex {
+    /// Pids of the wireguard-go processes netnsctl started.
+    pub pids: Vec<u32>,
+    /// Underlay namespace name to the links, as (namespace, link), that run over it.
+    pub by_underlay: std::collections::HashMap<String, Vec<(String, String)>>,
+}
+
+impl WireGuardIndex {
+    /// Reads every record once.
+    pub fn read() -> WireGuardIndex {
+        let mut index = WireGuardIndex::default();
+        for name in recorded_namespaces().unwrap_or_default() {
+            let Ok(Some(record)) = read_record(&name) else {
+                continue;
+            };
+            for wg in record.wireguard {
+                index.pids.extend(wg.pid);
+                if let Some(underlay) = wg.underlay {
+                    index
+                        .by_underlay
+                        .entry(underlay)
+                        .or_default()
+                        .push((name.clone(), wg.link));
+                }
             }
         }
+        index
     }
-    found
+
+    /// Returns the links, as (namespace, link), whose underlay is `underlay`.
+    pub fn links_over(&self, underlay: &str) -> &[(String, String)] {
+        self.by_underlay.get(underlay).map_or(&[], Vec::as_slice)
+    }
 }
 
 /// An exclusive lock on /run/netnsctl/lock, held until dropped.

@@ -35,6 +35,8 @@ pub fn down(names: &[String], force: bool) -> Teardown {
     let ordered = underlays_last(names);
     let mut results: Vec<Teardown> = ordered.iter().map(|_| Teardown::default()).collect();
     let mut deferred: Vec<(usize, Record)> = Vec::new();
+    // Read once: reading every record for every namespace made `down --all` quadratic.
+    let mut wireguard = state::WireGuardIndex::read();
     for (position, name) in ordered.iter().enumerate() {
         let result = &mut results[position];
         let record = match state::read_record(name) {
@@ -81,9 +83,11 @@ pub fn down(names: &[String], force: bool) -> Teardown {
                 .push(format!("{name}: {reason}; released, left in place"));
             continue;
         }
-        let dependents: Vec<(String, String)> = state::links_over_underlay(name)
-            .into_iter()
+        let dependents: Vec<(String, String)> = wireguard
+            .links_over(name)
+            .iter()
             .filter(|(namespace, _)| !names.contains(namespace))
+            .cloned()
             .collect();
         if !dependents.is_empty() {
             if !force {
@@ -93,6 +97,7 @@ pub fn down(names: &[String], force: bool) -> Teardown {
             match stop_dependent_links(&dependents) {
                 Ok(()) => {
                     processes = None;
+                    wireguard = state::WireGuardIndex::read();
                     for (namespace, link) in &dependents {
                         result.warnings.push(format!(
                             "{name}: stopped WireGuard link {link} of namespace {namespace}, \
@@ -111,7 +116,7 @@ pub fn down(names: &[String], force: bool) -> Teardown {
                 let own_pid = std::process::id();
                 // wireguard-go processes of netnsctl's WireGuard links run in their underlay and
                 // are handled above, so they are not the user's processes.
-                let wireguard_pids = state::wireguard_pids();
+                let wireguard_pids = &wireguard.pids;
                 let inside: Vec<Process> = processes
                     .get_or_insert_with(procs::processes_by_netns)
                     .get(&(dev, ino))

@@ -50,8 +50,10 @@ pub fn down(global: &GlobalArgs, names: &[String], all: bool, force: bool) -> u8
             state::STATE_DIR
         ));
     }
-    for name in &result.removed {
-        println!("{name}: removed namespace");
+    if !global.quiet {
+        for name in &result.removed {
+            println!("{name}: removed namespace");
+        }
     }
     for warning in &result.warnings {
         tracing::warn!("{warning}");
