@@ -551,7 +551,7 @@ fn down_refuses_with_process_inside() {
         .stdout(Stdio::null())
         .spawn()
         .expect("start sleep inside vpn");
-    // The namespace holds the process once `ip netns pids` lists it.
+    // The process is inside the namespace once `ip netns pids` lists it.
     let pid = loop {
         let pids = run_ok("ip", &["netns", "pids", "vpn"]);
         if let Some(pid) = pids.split_whitespace().next() {
