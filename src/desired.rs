@@ -400,15 +400,10 @@ fn resolve_wireguard(
             ));
             return Err(errors);
         }
-        let text = match std::fs::read_to_string(file) {
+        let text = match read_regular_file(file, "wg-quick file", "a wg-quick file") {
             Ok(text) => text,
-            Err(err) => {
-                errors.push(ConfigError::key(
-                    path,
-                    fkey,
-                    fvalue,
-                    format!("cannot read wg-quick file: {err}"),
-                ));
+            Err(message) => {
+                errors.push(ConfigError::key(path, fkey, fvalue, message));
                 return Err(errors);
             }
         };
@@ -529,17 +524,22 @@ fn own_key_peer(spec: &WireGuardSpec) -> Option<usize> {
 
 /// Reads a base64 WireGuard key file as `wg genkey` writes it.
 fn read_key_file(file: &Path) -> Result<Secret, String> {
-    let text =
-        std::fs::read_to_string(file).map_err(|err| format!("cannot read key file: {err}"))?;
+    let text = read_regular_file(file, "key file", "a WireGuard key file")?;
     let key = text.trim();
     wgquick::check_key(key).map_err(|message| format!("invalid key file: {message}"))?;
     Ok(Secret(key.to_owned()))
 }
 
-/// Largest ruleset file netnsctl reads.
-const MAX_RULESET_BYTES: u64 = 64 << 20;
+/// Largest file netnsctl reads for a ruleset, a wg-quick file or a key.
+const MAX_INPUT_BYTES: u64 = 64 << 20;
 
 fn read_ruleset_file(file: &Path) -> Result<String, String> {
+    read_regular_file(file, "ruleset file", "an nft ruleset file")
+}
+
+/// Reads a regular text file a config key names. `what` names the file in messages, `example`
+/// says what to give instead of a file that is not regular.
+fn read_regular_file(file: &Path, what: &str, example: &str) -> Result<String, String> {
     use std::io::Read;
     use std::os::unix::fs::OpenOptionsExt;
 
@@ -548,24 +548,24 @@ fn read_ruleset_file(file: &Path) -> Result<String, String> {
         .read(true)
         .custom_flags(libc::O_NONBLOCK)
         .open(file)
-        .map_err(|err| format!("cannot read ruleset file: {err}"))?;
+        .map_err(|err| format!("cannot read {what}: {err}"))?;
     let meta = opened
         .metadata()
-        .map_err(|err| format!("cannot read ruleset file: {err}"))?;
+        .map_err(|err| format!("cannot read {what}: {err}"))?;
     if !meta.is_file() {
-        return Err("not a regular file; give the path of an nft ruleset file".into());
+        return Err(format!("not a regular file; give the path of {example}"));
     }
-    if meta.len() > MAX_RULESET_BYTES {
+    if meta.len() > MAX_INPUT_BYTES {
         return Err(format!(
-            "the file has {} bytes; a ruleset file may have at most {MAX_RULESET_BYTES}",
+            "the file has {} bytes; a {what} may have at most {MAX_INPUT_BYTES}",
             meta.len()
         ));
     }
     let mut bytes = Vec::new();
     opened
         .read_to_end(&mut bytes)
-        .map_err(|err| format!("cannot read ruleset file: {err}"))?;
-    String::from_utf8(bytes).map_err(|_| "the ruleset file is not UTF-8 text".to_owned())
+        .map_err(|err| format!("cannot read {what}: {err}"))?;
+    String::from_utf8(bytes).map_err(|_| format!("the {what} is not UTF-8 text"))
 }
 
 /// Default include directory of nft on Debian, where `include "NAME"` looks for a relative
