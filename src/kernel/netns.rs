@@ -242,12 +242,17 @@ pub fn process_netns() -> io::Result<(u64, u64)> {
 
 /// Returns the device and inode of the network namespaces netnsctl must never manage as a
 /// named namespace: PID 1's (the host's) and the one netnsctl itself runs in.
-pub fn host_namespaces() -> Vec<(u64, u64)> {
-    ["/proc/1/ns/net", "/proc/self/ns/net"]
-        .iter()
-        .filter_map(|path| std::fs::metadata(path).ok())
-        .map(|meta| (meta.dev(), meta.ino()))
-        .collect()
+/// Both are read once per process: neither changes while netnsctl runs, because only
+/// short-lived threads switch namespaces.
+pub fn host_namespaces() -> &'static [(u64, u64)] {
+    static HOST: std::sync::OnceLock<Vec<(u64, u64)>> = std::sync::OnceLock::new();
+    HOST.get_or_init(|| {
+        ["/proc/1/ns/net", "/proc/self/ns/net"]
+            .iter()
+            .filter_map(|path| std::fs::metadata(path).ok())
+            .map(|meta| (meta.dev(), meta.ino()))
+            .collect()
+    })
 }
 
 /// Returns the device and inode of PID 1's network namespace.
