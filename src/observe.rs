@@ -25,7 +25,7 @@ pub struct ObservedNamespace {
     /// Problems met while observing, e.g. a symlink at the resolv.conf path.
     pub errors: Vec<String>,
     /// The file is a mount of the host's network namespace or of the one netnsctl runs in,
-    /// and no record says netnsctl registered it there.
+    /// and no record shows that netnsctl registered it there.
     pub host_namespace: bool,
 }
 
@@ -34,7 +34,7 @@ impl ObservedNamespace {
         matches!(self.file, Some(NetnsFile::Attached { .. }))
     }
 
-    /// Returns true when a record says netnsctl created or adopted the namespace registered
+    /// Returns true when a record shows that netnsctl created or adopted the namespace registered
     /// under this name now, not an earlier one that was deleted since.
     pub fn owned(&self) -> bool {
         let Some(record) = &self.record else {

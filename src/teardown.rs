@@ -56,7 +56,7 @@ pub fn down(names: &[String], force: bool) -> Teardown {
         let path = netns::netns_path(name);
         let file = netns::inspect(&path);
         if let Some(reason) = release_reason(&record, file.as_ref().ok()) {
-            // Netnsctl forgets the namespace but leaves it, and its files, where they are. The
+            // netnsctl removes its record of the namespace but leaves it, and its files, where they are. The
             // links it made in an adopted namespace go; in a namespace registered anew under the
             // name, links of the same names are not netnsctl's and stay.
             let link_failures = if record.adopted {
