@@ -229,6 +229,16 @@ pub fn write_record(name: &str, record: &Record) -> io::Result<()> {
     files::replace(&path, &bytes, 0o600)
 }
 
+/// Opens the directory of the namespace records, for [`remove_record_in`].
+pub fn records_dir() -> io::Result<files::Dir> {
+    files::Dir::open(&Path::new(STATE_DIR).join("namespaces"))
+}
+
+/// Removes a namespace's record from the directory [`records_dir`] opened.
+pub fn remove_record_in(dir: &files::Dir, name: &str) -> io::Result<()> {
+    dir.remove(&format!("{name}.json"), false)
+}
+
 /// Removes a namespace's record.
 pub fn remove_record(name: &str) -> io::Result<()> {
     files::remove(&record_path(name), false)
@@ -277,6 +287,18 @@ pub fn recorded_namespaces() -> io::Result<Vec<String>> {
     Ok(names)
 }
 
+/// Reads the record of every recorded namespace, by name.
+pub fn read_all_records() -> std::collections::HashMap<String, io::Result<Option<Record>>> {
+    recorded_namespaces()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|name| {
+            let record = read_record(&name);
+            (name, record)
+        })
+        .collect()
+}
+
 /// Returns the process ids of the wireguard-go processes that netnsctl's records list. They run
 /// in an underlay namespace, where they are not the user's processes.
 pub fn wireguard_pids() -> Vec<u32> {
@@ -300,21 +322,29 @@ pub struct WireGuardIndex {
 impl WireGuardIndex {
     /// Reads every record once.
     pub fn read() -> WireGuardIndex {
+        WireGuardIndex::of(&read_all_records())
+    }
+
+    /// Builds the index from records read by [`read_all_records`].
+    pub fn of(records: &std::collections::HashMap<String, io::Result<Option<Record>>>) -> Self {
         let mut index = WireGuardIndex::default();
-        for name in recorded_namespaces().unwrap_or_default() {
-            let Ok(Some(record)) = read_record(&name) else {
+        for (name, record) in records {
+            let Ok(Some(record)) = record else {
                 continue;
             };
-            for wg in record.wireguard {
+            for wg in &record.wireguard {
                 index.pids.extend(wg.pid);
-                if let Some(underlay) = wg.underlay {
+                if let Some(underlay) = &wg.underlay {
                     index
                         .by_underlay
-                        .entry(underlay)
+                        .entry(underlay.clone())
                         .or_default()
-                        .push((name.clone(), wg.link));
+                        .push((name.clone(), wg.link.clone()));
                 }
             }
+        }
+        for links in index.by_underlay.values_mut() {
+            links.sort();
         }
         index
     }

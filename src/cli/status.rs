@@ -53,12 +53,12 @@ pub fn status(global: &GlobalArgs, names: &[String], json: bool) -> u8 {
         desired.namespaces.clear();
     }
     let observed = observe::observe(&desired);
-    let mut processes: HashMap<(u64, u64), Vec<procs::Process>> = procs::processes_by_netns();
+    let mut processes: HashMap<(u64, u64), Vec<u32>> = procs::pids_by_netns();
     // wireguard-go processes of netnsctl's WireGuard links run in their underlay namespace and
     // are not counted as processes inside it.
     let wireguard_pids = crate::state::wireguard_pids();
     for list in processes.values_mut() {
-        list.retain(|process| !wireguard_pids.contains(&process.pid));
+        list.retain(|pid| !wireguard_pids.contains(pid));
     }
 
     // One plan for everything, split by namespace: the host table depends on every namespace.

@@ -7,7 +7,7 @@
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::OwnedFd;
-use std::path::{Component, Path};
+use std::path::{Component, Path, PathBuf};
 
 use nix::errno::Errno;
 use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag, AT_FDCWD};
@@ -177,12 +177,81 @@ pub fn read(path: &Path) -> io::Result<Option<Vec<u8>>> {
                     format!("{} is not a regular file; remove it", path.display()),
                 ));
             }
-            let mut buf = Vec::new();
-            File::from(fd).read_to_end(&mut buf)?;
+            // Sized from the fstat above: read_to_end on a File would ask for the size again.
+            let mut buf = vec![0; stat.st_size.max(0) as usize + 1];
+            let mut len = 0;
+            let mut file = File::from(fd);
+            loop {
+                if len == buf.len() {
+                    buf.resize(len * 2, 0);
+                }
+                match file.read(&mut buf[len..]) {
+                    Ok(0) => break,
+                    Ok(n) => len += n,
+                    Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                    Err(err) => return Err(err),
+                }
+            }
+            buf.truncate(len);
             Ok(Some(buf))
         }
         Err(Errno::ENOENT) => Ok(None),
         Err(err) => Err(with_path(err, "cannot read", path)),
+    }
+}
+
+/// A directory opened once without following symlinks, to remove entries of it without
+/// resolving its path again for each one.
+pub struct Dir {
+    path: PathBuf,
+    /// `None` when the directory does not exist: there is nothing to remove in it.
+    fd: Option<OwnedFd>,
+}
+
+impl Dir {
+    pub fn open(path: &Path) -> io::Result<Dir> {
+        let fd = match open_no_symlinks(path, OFlag::O_PATH | OFlag::O_DIRECTORY, 0) {
+            Ok(fd) => Some(fd),
+            Err(Errno::ENOENT) => None,
+            Err(err) => return Err(with_path(err, "cannot open directory", path)),
+        };
+        Ok(Dir {
+            path: path.to_owned(),
+            fd,
+        })
+    }
+
+    /// Opens the subdirectory `name`, a single path component, without following symlinks.
+    pub fn subdir(&self, name: &str) -> io::Result<Dir> {
+        let path = self.path.join(name);
+        let Some(fd) = &self.fd else {
+            return Ok(Dir { path, fd: None });
+        };
+        let how = OpenHow::new()
+            .flags(OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW)
+            .resolve(ResolveFlag::RESOLVE_NO_SYMLINKS | ResolveFlag::RESOLVE_BENEATH);
+        let fd = match openat2(fd, name, how) {
+            Ok(fd) => Some(fd),
+            Err(Errno::ENOENT) => None,
+            Err(err) => return Err(with_path(err, "cannot open directory", &path)),
+        };
+        Ok(Dir { path, fd })
+    }
+
+    /// Removes the entry `name` (an empty directory with `dir`); a missing one is not an error.
+    pub fn remove(&self, name: &str, dir: bool) -> io::Result<()> {
+        let Some(fd) = &self.fd else {
+            return Ok(());
+        };
+        let flag = if dir {
+            UnlinkatFlags::RemoveDir
+        } else {
+            UnlinkatFlags::NoRemoveDir
+        };
+        match unlinkat(fd, name, flag) {
+            Ok(()) | Err(Errno::ENOENT) => Ok(()),
+            Err(err) => Err(with_path(err, "cannot remove", &self.path.join(name))),
+        }
     }
 }
 

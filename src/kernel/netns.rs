@@ -59,7 +59,8 @@ pub fn inspect(path: &Path) -> io::Result<NetnsFile> {
     }
     let fs = statfs(path).map_err(io::Error::from)?;
     if fs.filesystem_type() == NSFS_MAGIC {
-        let meta = std::fs::metadata(path)?;
+        // The final component is not followed as a symlink, but the mount on it is crossed, so
+        // `meta` is the namespace's own inode.
         Ok(NetnsFile::Attached {
             dev: meta.dev(),
             ino: meta.ino(),

@@ -12,9 +12,11 @@ pub struct Process {
     pub command: String,
 }
 
-/// Maps namespace (device, inode) to the processes inside it, from one scan of /proc.
-pub fn processes_by_netns() -> HashMap<(u64, u64), Vec<Process>> {
-    let mut map: HashMap<(u64, u64), Vec<Process>> = HashMap::new();
+/// Maps namespace (device, inode) to the PIDs of the processes inside it, in ascending order, from
+/// one scan of /proc. Only /proc/PID/ns/net is read per process; [`describe`] reads the command
+/// of the few that matter.
+pub fn pids_by_netns() -> HashMap<(u64, u64), Vec<u32>> {
+    let mut map: HashMap<(u64, u64), Vec<u32>> = HashMap::new();
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return map;
     };
@@ -30,17 +32,21 @@ pub fn processes_by_netns() -> HashMap<(u64, u64), Vec<Process>> {
         let Ok(meta) = std::fs::metadata(format!("/proc/{pid}/ns/net")) else {
             continue;
         };
-        map.entry((meta.dev(), meta.ino()))
-            .or_default()
-            .push(Process {
-                pid,
-                command: command_of(pid),
-            });
+        map.entry((meta.dev(), meta.ino())).or_default().push(pid);
     }
-    for processes in map.values_mut() {
-        processes.sort_by_key(|p| p.pid);
+    for pids in map.values_mut() {
+        pids.sort_unstable();
     }
     map
+}
+
+/// Returns the process with its command line, or its command name in brackets when the command
+/// line is empty (kernel threads, or a process that has just exited).
+pub fn describe(pid: u32) -> Process {
+    Process {
+        pid,
+        command: command_of(pid),
+    }
 }
 
 fn command_of(pid: u32) -> String {

@@ -91,6 +91,7 @@ fn add_link(net: &mut NetState, name: &str, kind: &str, controller: Option<u32>)
         up: true,
         kind: Some(kind.to_owned()),
         controller,
+        group: 0,
     });
     index
 }
