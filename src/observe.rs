@@ -79,17 +79,39 @@ pub struct Observed {
 /// Observes every namespace of `desired`.
 pub fn observe(desired: &Desired) -> Observed {
     let specs: Vec<&NamespaceSpec> = desired.namespaces.values().collect();
-    let results = parallel_map(&specs, |spec| observe_namespace(spec));
-    let mut observed = Observed {
-        namespaces: specs
-            .iter()
-            .map(|spec| spec.name.clone())
-            .zip(results)
-            .collect(),
-        ..Observed::default()
-    };
-    if links::wants_links(desired) {
-        let (net, errors) = links::observe_namespaces(&links::touched_namespaces(desired));
+    // When the config alone asks for links, each namespace's links are read on the thread that
+    // reads the rest of it, with the same rtnetlink socket.
+    let config_wants_links = links::config_wants_links(desired);
+    let results = parallel_map(&specs, |spec| {
+        observe_namespace_with_links(spec, config_wants_links)
+    });
+    let mut read_links: BTreeMap<String, Result<links::NetState, String>> = BTreeMap::new();
+    let mut observed = Observed::default();
+    for (spec, (seen, net)) in specs.iter().zip(results) {
+        if let Some(net) = net {
+            read_links.insert(spec.name.clone(), net);
+        }
+        observed.namespaces.insert(spec.name.clone(), seen);
+    }
+    let wants_links = config_wants_links
+        || observed
+            .namespaces
+            .values()
+            .any(|seen| seen.record.as_ref().is_some_and(links::has_links));
+    if wants_links {
+        let unread: Vec<String> = links::touched_namespaces(desired)
+            .into_iter()
+            .filter(|name| !read_links.contains_key(name))
+            .collect();
+        let (mut net, mut errors) = links::observe_namespaces(&unread);
+        for (name, result) in read_links {
+            match result {
+                Ok(state) => {
+                    net.insert(name, state);
+                }
+                Err(err) => errors.push((name, format!("cannot read links: {err}"))),
+            }
+        }
         observed.net = net;
         for (name, error) in errors {
             if let Some(seen) = observed.namespaces.get_mut(&name) {
@@ -97,8 +119,8 @@ pub fn observe(desired: &Desired) -> Observed {
             }
         }
         observed.host = Some(links::observe_host(desired));
-        observed.wireguard = links::observe_wireguard(desired);
-        observed.stale_wireguard = links::observe_stale_wireguard(desired);
+        observed.wireguard = links::observe_wireguard(&observed.namespaces);
+        observed.stale_wireguard = links::observe_stale_wireguard(desired, &observed.namespaces);
     }
     observed
 }
@@ -144,9 +166,23 @@ pub fn parallel_map_on<T: Sync, R: Send>(
         .collect()
 }
 
+/// A namespace's links, addresses and routes, or why they could not be read; `None` when they
+/// were not read.
+type LinksRead = Option<Result<links::NetState, String>>;
+
 /// Observes one namespace by name.
 pub fn observe_namespace(spec: &NamespaceSpec) -> ObservedNamespace {
+    observe_namespace_with_links(spec, false).0
+}
+
+/// Observes one namespace by name, and also reads its links, addresses and routes when
+/// `with_links` or its record lists links netnsctl made.
+fn observe_namespace_with_links(
+    spec: &NamespaceSpec,
+    with_links: bool,
+) -> (ObservedNamespace, LinksRead) {
     let mut observed = ObservedNamespace::default();
+    let mut net = None;
     let path = netns::netns_path(&spec.name);
     match netns::inspect(&path) {
         Ok(file) => observed.file = Some(file),
@@ -177,19 +213,28 @@ pub fn observe_namespace(spec: &NamespaceSpec) -> ObservedNamespace {
             .iter()
             .flat_map(|record| record.sysctl_originals.keys().cloned())
             .collect();
-        match netns::in_netns(&path, || read_inside(spec, &restorable)) {
-            Ok(Ok(inside)) => observed.inside = Some(inside),
+        let with_links = with_links || observed.record.as_ref().is_some_and(links::has_links);
+        match netns::in_netns(&path, || read_inside(spec, &restorable, with_links)) {
+            Ok(Ok((inside, links))) => {
+                observed.inside = Some(inside);
+                net = links;
+            }
             Ok(Err(err)) | Err(err) => observed
                 .errors
                 .push(format!("cannot read namespace {}: {err}", spec.name)),
         }
     }
-    observed
+    (observed, net)
 }
 
 /// Reads state inside the calling thread's namespace: the spec's sysctls and the `restorable`
 /// keys that netnsctl set earlier.
-fn read_inside(spec: &NamespaceSpec, restorable: &[String]) -> std::io::Result<Inside> {
+/// With `with_links`, also reads the links, addresses and routes.
+fn read_inside(
+    spec: &NamespaceSpec,
+    restorable: &[String],
+    with_links: bool,
+) -> std::io::Result<(Inside, LinksRead)> {
     let mut inside = Inside::default();
     let mut netlink = Netlink::open()?;
     inside.lo_up = netlink
@@ -214,5 +259,6 @@ fn read_inside(spec: &NamespaceSpec, restorable: &[String]) -> std::io::Result<I
         }
     }
     inside.ruleset_generation = nft::ruleset_generation().ok();
-    Ok(inside)
+    let net = with_links.then(|| links::NetState::read_with(&mut netlink));
+    Ok((inside, net))
 }

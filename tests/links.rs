@@ -550,6 +550,61 @@ fn moved_interface_returns_on_down() {
 }
 
 #[test]
+fn down_deletes_veth_pairs_and_spares_other_links() {
+    if !require_root("down_deletes_veth_pairs_and_spares_other_links") {
+        return;
+    }
+    // A link of another tool in the link group down uses first for its batch (0x6e6e7463),
+    // and one in group 0: neither is netnsctl's.
+    run_ok(
+        "ip",
+        &[
+            "link",
+            "add",
+            "other0",
+            "group",
+            "1852732515",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "other1",
+        ],
+    );
+    let mut config = String::new();
+    for name in ["del-a", "del-b", "del-c"] {
+        config.push_str(&format!(
+            "[namespaces.{name}]\n[[namespaces.{name}.veth]]\nname = \"eth0\"\npeer = \"ve-{name}\"\n\
+             addresses = [\"10.77.0.2/30\"]\n"
+        ));
+    }
+    let env = Env::new(&config);
+    env.ok(&["apply"]);
+    for name in ["del-a", "del-b", "del-c"] {
+        assert!(
+            host_links().contains(&format!(" ve-{name}@")),
+            "{}",
+            host_links()
+        );
+    }
+    env.ok(&["down", "del-a", "del-b"]);
+    let links = host_links();
+    assert!(!links.contains(" ve-del-a@"), "{links}");
+    assert!(!links.contains(" ve-del-b@"), "{links}");
+    assert!(links.contains(" ve-del-c@"), "{links}");
+    assert!(links.contains(" other0@"), "{links}");
+    assert!(links.contains(" other1@"), "{links}");
+    assert!(
+        links_in("del-c").contains(" eth0@"),
+        "{}",
+        links_in("del-c")
+    );
+    env.ok(&["down", "--all"]);
+    assert!(!host_links().contains(" ve-del-c@"), "{}", host_links());
+    assert!(host_links().contains(" other0@"), "{}", host_links());
+}
+
+#[test]
 fn long_interface_name_rejected() {
     let env = Env::new(
         "[namespaces.web]\n[[namespaces.web.veth]]\nname = \"sixteen-bytes-xx\"\npeer = \"ve-web\"\n",

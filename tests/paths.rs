@@ -362,8 +362,16 @@ addresses = ["10.89.0.1/24"]
 const WRITE_SYSCALLS: &str = "trace=openat,openat2,open,creat,mkdir,mkdirat,unlink,unlinkat,\
 rename,renameat,renameat2,rmdir,symlink,symlinkat,link,linkat,chmod,fchmodat,truncate,mount,umount2";
 
-/// Directories netnsctl may change, and /proc/sys/net for sysctls.
-const ALLOWED: [&str; 4] = ["/run/netns", "/run/netnsctl", "/etc/netns", "/proc/sys/net"];
+/// Directories netnsctl may change, and /proc/sys/net for sysctls. Sysctls inside namespaces
+/// are written through a private proc instance, a mount attached nowhere, which `strace -y` names
+/// from its own root: /sys/net/... (sysfs has no /sys/net, so nothing else matches).
+const ALLOWED: [&str; 5] = [
+    "/run/netns",
+    "/run/netnsctl",
+    "/etc/netns",
+    "/proc/sys/net",
+    "/sys/net",
+];
 
 fn is_allowed(path: &str) -> bool {
     ALLOWED.iter().any(|dir| {

@@ -23,6 +23,9 @@ use crate::plan::Step;
 use crate::state::{self, HostRecord, Record, RouteRecord, WireGuardBackend, WireGuardRecord};
 
 /// Open sockets and loaded records for one link phase.
+/// rtnetlink sockets kept open at once; see [`Context::netlink`].
+const OPEN_SOCKETS: usize = 16;
+
 struct Context<'a> {
     desired: &'a Desired,
     sockets: BTreeMap<Option<String>, Netlink>,
@@ -45,6 +48,12 @@ impl Context<'_> {
                         format!("cannot open rtnetlink socket in namespace {name}: {err}")
                     })?,
             };
+            // Link steps come namespace by namespace, so sockets of earlier namespaces are
+            // seldom needed again; keeping all of them held 1000 sockets and their buffers
+            // for 1000 namespaces.
+            if self.sockets.len() >= OPEN_SOCKETS {
+                self.sockets.retain(|netns, _| netns.is_none());
+            }
             self.sockets.insert(netns.clone(), socket);
         }
         Ok(self.sockets.get_mut(netns).expect("inserted above"))

@@ -112,7 +112,9 @@ impl Netlink {
         Ok(Netlink {
             socket,
             sequence: 0,
-            buffer: vec![0; 64 * 1024],
+            // Received into without zeroing first: a socket kept open for a namespace then holds
+            // only the pages its answers touched, not 64 KiB.
+            buffer: Vec::with_capacity(64 * 1024),
         })
     }
 
@@ -157,10 +159,11 @@ impl Netlink {
 
         let mut replies = Vec::new();
         loop {
-            let size = self
-                .socket
-                .recv(&mut &mut self.buffer[..], 0)
+            self.buffer.clear();
+            self.socket
+                .recv(&mut self.buffer, 0)
                 .map_err(|err| fail(describe, err))?;
+            let size = self.buffer.len();
             let mut offset = 0;
             while offset < size {
                 let bytes = &self.buffer[offset..size];

@@ -6,8 +6,10 @@
 use std::collections::HashMap;
 use std::fs;
 use std::io::{self, Read, Write};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use nix::errno::Errno;
 use nix::fcntl::{open, openat, AtFlags, OFlag};
@@ -81,20 +83,51 @@ pub fn write(key: &str, value: &str) -> io::Result<()> {
 /// namespace.
 ///
 /// Each network namespace has its own dentries for these directories, all children of the one
-/// shared /proc/sys/net dentry, so the entries of one name sit in one dcache hash chain, newest
-/// first. A lookup compares them one by one under the global sysctl spinlock (`proc_sys_compare`
-/// in perf profiles): 77 µs for the middle one of 1000 namespaces on Linux 6.18, measured with
-/// bench/lookup-cost. Opening each directory once and the rest of the path relative to it pays
-/// that cost once per directory instead of once per key and call. Keys outside /proc/sys/net use
-/// [`read`] and [`write`].
-#[derive(Default)]
+/// /proc/sys/net dentry of a proc instance, so the entries of one name sit in one dcache hash
+/// chain, newest first. A lookup compares them one by one under the global sysctl spinlock
+/// (`proc_sys_compare` in perf profiles): 62 to 77 µs for the middle one of 1000 namespaces in
+/// /proc on Linux 6.18, measured with bench/lookup-cost. So the directories are opened once per
+/// namespace, each key relative to them, and through a private proc instance (see
+/// [`proc_instance`]) whose chains hold the entries of a few namespaces only. Keys outside
+/// /proc/sys/net use [`read`] and [`write`].
 pub struct NetDir {
+    /// /proc/sys/net of a private proc instance, or `None` to use /proc.
+    root: Option<(Arc<OwnedFd>, OwnedFd)>,
     dirs: HashMap<String, Option<OwnedFd>>,
 }
 
+impl Default for NetDir {
+    fn default() -> Self {
+        NetDir::new()
+    }
+}
+
 impl NetDir {
+    /// Opens the directories through a private proc instance, or through /proc when the process
+    /// cannot mount one (no CAP_SYS_ADMIN, a seccomp filter, a kernel older than 5.8).
     pub fn new() -> Self {
-        NetDir::default()
+        let root = proc_instance().and_then(|instance| {
+            let net = openat(
+                instance.as_ref(),
+                "sys/net",
+                OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+            .ok()?;
+            Some((instance, net))
+        });
+        NetDir {
+            root,
+            dirs: HashMap::new(),
+        }
+    }
+
+    /// Opens the directories through /proc.
+    pub fn through_proc() -> Self {
+        NetDir {
+            root: None,
+            dirs: HashMap::new(),
+        }
     }
 
     /// Returns the opened directory under /proc/sys/net that contains a `net.*` key and the
@@ -109,13 +142,18 @@ impl NetDir {
         if rest.as_os_str().is_empty() {
             return None;
         }
+        let root = &self.root;
         let dir = self.dirs.entry(first).or_insert_with_key(|first| {
-            open(
-                Path::new("/proc/sys/net").join(first).as_path(),
-                OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-                Mode::empty(),
-            )
-            .ok()
+            let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+            match root {
+                Some((_, net)) => openat(net, first.as_str(), flags, Mode::empty()).ok(),
+                None => open(
+                    Path::new("/proc/sys/net").join(first).as_path(),
+                    flags,
+                    Mode::empty(),
+                )
+                .ok(),
+            }
         });
         dir.as_ref().map(|dir| (dir, rest))
     }
@@ -133,9 +171,7 @@ impl NetDir {
         ) {
             Ok(fd) => {
                 let stat = fstat(&fd)?;
-                let mut text = String::new();
-                fs::File::from(fd).read_to_string(&mut text)?;
-                (stat, normalize(&text))
+                (stat, normalize(&read_text(fs::File::from(fd))?))
             }
             Err(Errno::ENOENT) => return Ok(SysctlState::Missing),
             // Write-only entries such as net.ipv4.route.flush.
@@ -167,6 +203,106 @@ impl NetDir {
         )?;
         fs::File::from(fd).write_all(value.as_bytes())
     }
+}
+
+/// Namespaces whose sysctl directories share one private proc instance. A lookup in an instance
+/// scans the entries of the namespaces that used it before, and creating and dropping an instance
+/// costs about 70 µs (fsopen, fsmount and the close that frees it, Linux 6.18), so both stay a
+/// few µs per namespace.
+const NAMESPACES_PER_INSTANCE: usize = 32;
+
+/// Returns a private proc instance, a mount not attached anywhere (fsopen and fsmount), shared by
+/// up to [`NAMESPACES_PER_INSTANCE`] callers; it is unmounted when the last of them drops it.
+/// Returns `None`, and keeps returning it, when mounting fails.
+fn proc_instance() -> Option<Arc<OwnedFd>> {
+    static CURRENT: Mutex<Option<(Arc<OwnedFd>, usize)>> = Mutex::new(None);
+    static UNAVAILABLE: AtomicBool = AtomicBool::new(false);
+    if UNAVAILABLE.load(Ordering::Relaxed) {
+        return None;
+    }
+    let mut current = CURRENT
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some((instance, users)) = current.as_mut() {
+        if *users < NAMESPACES_PER_INSTANCE {
+            *users += 1;
+            return Some(Arc::clone(instance));
+        }
+    }
+    match mount_proc() {
+        Ok(fd) => {
+            let instance = Arc::new(fd);
+            *current = Some((Arc::clone(&instance), 1));
+            Some(instance)
+        }
+        Err(err) => {
+            tracing::debug!("cannot mount a private proc instance, using /proc/sys: {err}");
+            UNAVAILABLE.store(true, Ordering::Relaxed);
+            *current = None;
+            None
+        }
+    }
+}
+
+/// Mounts a new proc instance without attaching it, read-only for this use: nosuid, nodev,
+/// noexec.
+fn mount_proc() -> io::Result<OwnedFd> {
+    // From linux/mount.h; the libc crate does not define them.
+    const FSOPEN_CLOEXEC: libc::c_uint = 1;
+    const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
+    const FSMOUNT_CLOEXEC: libc::c_uint = 1;
+    let attributes = (libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NODEV | libc::MOUNT_ATTR_NOEXEC)
+        as libc::c_uint;
+    let check = |ret: libc::c_long| -> io::Result<OwnedFd> {
+        if ret < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: the syscall returned a new file descriptor that nothing else owns.
+        Ok(unsafe { OwnedFd::from_raw_fd(ret as RawFd) })
+    };
+    // SAFETY: the arguments are a NUL-terminated string and integers, as fsopen(2) takes.
+    let context =
+        check(unsafe { libc::syscall(libc::SYS_fsopen, c"proc".as_ptr(), FSOPEN_CLOEXEC) })?;
+    // SAFETY: FSCONFIG_CMD_CREATE takes no key or value.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            context.as_raw_fd(),
+            FSCONFIG_CMD_CREATE,
+            std::ptr::null::<libc::c_char>(),
+            std::ptr::null::<libc::c_void>(),
+            0,
+        )
+    };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fsmount(2) takes the context descriptor and two flag words.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_fsmount,
+            context.as_raw_fd(),
+            FSMOUNT_CLOEXEC,
+            attributes,
+        )
+    })
+}
+
+/// Reads a sysctl file to the end. /proc/sys files report size 0, so this reads into a buffer
+/// directly instead of asking for the size first as `read_to_string` does (two more system calls
+/// per key).
+fn read_text(mut file: fs::File) -> io::Result<String> {
+    let mut bytes = Vec::new();
+    let mut chunk = [0u8; 512];
+    loop {
+        match file.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => bytes.extend_from_slice(&chunk[..n]),
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) => return Err(err),
+        }
+    }
+    String::from_utf8(bytes).map_err(|err| io::Error::new(io::ErrorKind::InvalidData, err))
 }
 
 /// Returns whether a key is a glob pattern: systemd-sysctl treats keys with `*`, `?` or `[` as globs.

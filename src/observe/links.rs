@@ -8,6 +8,8 @@ use crate::kernel::netlink::{Address, Link, Netlink, Route};
 use crate::kernel::{netns, nft, sysctl, wireguard};
 use crate::state::{self, HostRecord, HostRules, Record};
 
+use super::ObservedNamespace;
+
 /// Links, addresses and routes of one network namespace.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct NetState {
@@ -21,6 +23,11 @@ impl NetState {
     pub fn read() -> Result<NetState, String> {
         let mut netlink =
             Netlink::open().map_err(|err| format!("cannot open rtnetlink socket: {err}"))?;
+        NetState::read_with(&mut netlink)
+    }
+
+    /// Reads the network namespace of an open rtnetlink socket.
+    pub fn read_with(netlink: &mut Netlink) -> Result<NetState, String> {
         Ok(NetState {
             links: netlink.dump_links().map_err(|err| err.to_string())?,
             addresses: netlink.dump_addresses().map_err(|err| err.to_string())?,
@@ -66,8 +73,9 @@ pub struct ObservedHost {
     pub errors: Vec<String>,
 }
 
-/// Whether a run needs to look at links at all: plain namespaces skip the extra reads.
-pub fn wants_links(desired: &Desired) -> bool {
+/// Whether the config, or what netnsctl made on the host, needs the links read at all, whatever
+/// the namespaces' records list: plain namespaces skip the extra reads.
+pub fn config_wants_links(desired: &Desired) -> bool {
     !desired.bridges.is_empty()
         || desired.namespaces.values().any(|spec| {
             let ns = &spec.config;
@@ -77,16 +85,6 @@ pub fn wants_links(desired: &Desired) -> bool {
                 || !spec.wireguard.is_empty()
                 || !ns.interfaces.is_empty()
         })
-        || state::recorded_namespaces()
-            .unwrap_or_default()
-            .iter()
-            .filter(|name| desired.namespaces.contains_key(*name))
-            .any(|name| {
-                state::read_record(name)
-                    .ok()
-                    .flatten()
-                    .is_some_and(|record| has_links(&record))
-            })
         || state::read_host_record().is_ok_and(|record| record != HostRecord::default())
 }
 
@@ -219,11 +217,11 @@ pub fn route_localnet_key(link: &str) -> String {
 
 /// WireGuard configuration read back from a running link, keyed by namespace and link.
 pub fn observe_wireguard(
-    desired: &Desired,
+    namespaces: &BTreeMap<String, ObservedNamespace>,
 ) -> BTreeMap<(String, String), Result<wireguard::Device, String>> {
     let mut found = BTreeMap::new();
-    for name in desired.namespaces.keys() {
-        let Ok(Some(record)) = state::read_record(name) else {
+    for (name, seen) in namespaces {
+        let Some(record) = &seen.record else {
             continue;
         };
         for wg in &record.wireguard {
@@ -240,10 +238,13 @@ pub fn observe_wireguard(
 /// keyed by namespace and link.
 // NOTE: only the userspace backend is checked. A kernel link keeps its UDP socket in the
 // namespace it was created in, which netnsctl does not read back.
-pub fn observe_stale_wireguard(desired: &Desired) -> BTreeMap<(String, String), String> {
+pub fn observe_stale_wireguard(
+    desired: &Desired,
+    namespaces: &BTreeMap<String, ObservedNamespace>,
+) -> BTreeMap<(String, String), String> {
     let mut stale = BTreeMap::new();
     for (name, spec) in &desired.namespaces {
-        let Ok(Some(record)) = state::read_record(name) else {
+        let Some(record) = namespaces.get(name).and_then(|seen| seen.record.as_ref()) else {
             continue;
         };
         for wg in &record.wireguard {
