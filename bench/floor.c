@@ -3,7 +3,8 @@
  * gives them, done in one single-threaded process with no helper binaries.
  *
  *   floor apply PREFIX N RULESET_FILE [veth]
- *   floor teardown PREFIX N [veth]
+ *   floor teardown PREFIX N
+ *   floor teardown-held PREFIX N
  *
  * Namespace i (1..N) is PREFIX followed by i in four digits. Each gets: a bind mount of a new
  * network namespace at /run/netns/NAME, lo up, four net.* sysctls, the ruleset from
@@ -312,12 +313,29 @@ static void teardown_one(const char *name)
 int main(int argc, char **argv)
 {
 	if (argc < 4)
-		die("usage: floor apply PREFIX N RULESET_FILE [veth] | floor teardown PREFIX N");
+		die("usage: floor apply PREFIX N RULESET_FILE [veth] | floor teardown[-held] PREFIX N");
 	const char *prefix = argv[2];
 	int count = atoi(argv[3]);
 	if (count < 1 || count > 9999)
 		die("N must be 1..9999");
 	char name[64];
+	if (strcmp(argv[1], "teardown-held") == 0) {
+		/*
+		 * The same with a reference to every namespace held until the end, so the kernel
+		 * destroys none of them while the unmounts run (see docs/BENCHMARKS.md).
+		 */
+		for (int i = 1; i <= count; i++) {
+			char path[256];
+			snprintf(path, sizeof(path), "/run/netns/%s%04d", prefix, i);
+			if (open(path, O_RDONLY | O_CLOEXEC) < 0)
+				die("open %s: %s", path, strerror(errno));
+		}
+		for (int i = 1; i <= count; i++) {
+			snprintf(name, sizeof(name), "%s%04d", prefix, i);
+			teardown_one(name);
+		}
+		return 0;
+	}
 	if (strcmp(argv[1], "teardown") == 0) {
 		for (int i = 1; i <= count; i++) {
 			snprintf(name, sizeof(name), "%s%04d", prefix, i);
