@@ -11,10 +11,10 @@ fn main() -> std::process::ExitCode {
     netnsctl::cli::run(netnsctl::cli::Cli::parse())
 }
 
-/// Caps glibc's malloc arenas at two. Every thread that allocates while the others hold their
-/// arenas gets a new one, up to eight per CPU, and netnsctl runs a short-lived thread per
-/// namespace: with 1000 namespaces the arenas' free memory added about 3.5 MiB to the peak RSS of
-/// an apply (bench/run.sh, veth variant). The threads spend their time in system calls, so they
+/// Caps glibc's malloc arenas at two. glibc gives a thread that allocates while the others hold
+/// their arenas a new one, up to eight per CPU, and netnsctl runs a short-lived thread per
+/// namespace. With two arenas the peak RSS of applying 1000 namespaces (veth variant of
+/// bench/run.sh) was 1 to 2.5 MiB lower. The threads spend their time in system calls, so they
 /// seldom wait for an arena lock.
 fn limit_malloc_arenas() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]

@@ -79,7 +79,7 @@ pub struct Observed {
 /// Observes every namespace of `desired`.
 pub fn observe(desired: &Desired) -> Observed {
     let specs: Vec<&NamespaceSpec> = desired.namespaces.values().collect();
-    // When the config alone asks for links, each namespace's links are read on the thread that
+    // When the config alone needs the links, each namespace's links are read on the thread that
     // reads the rest of it, with the same rtnetlink socket.
     let config_wants_links = links::config_wants_links(desired);
     let results = parallel_map(&specs, |spec| {

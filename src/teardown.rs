@@ -47,13 +47,13 @@ pub fn down(names: &[String], force: bool) -> Teardown {
     drop(all);
     let dirs = Dirs::open();
     let own_pid = std::process::id();
-    // A reference to every namespace this run unregisters, dropped when the run ends. The last
-    // reference to a namespace going away starts the kernel's cleanup of it in a worker, which
-    // slows each following unmount (lazy unmounts wait for expedited RCU grace periods, and so
-    // does the cleanup): 1000 namespaces took 30 to 170 ms to unregister, varying run to run,
-    // and 38 to 42 ms with the references held (bench/run.sh, Linux 6.18). The kernel then
-    // cleans up all of them in one batch.
-    let mut held: Vec<std::fs::File> = Vec::new();
+    // Open files of the namespaces this run unregisters, closed when the run ends. The kernel
+    // starts cleaning up a namespace in a worker once its last reference is gone, and that
+    // cleanup slows every unmount after it, because both wait for expedited RCU grace periods.
+    // Unregistering 1000 namespaces took 30 to 170 ms, varying from run to run, and 38 to 42 ms
+    // with the files kept open (bench/floor teardown and teardown-held, Linux 6.18). The kernel
+    // then cleans up all of them in one batch.
+    let mut namespace_files: Vec<std::fs::File> = Vec::new();
     let in_run: HashSet<&str> = names.iter().map(String::as_str).collect();
     let mut pids: Option<HashMap<(u64, u64), Vec<u32>>> = None;
     let ordered = underlays_last(names, &records);
@@ -135,7 +135,7 @@ pub fn down(names: &[String], force: bool) -> Teardown {
         }
         match file {
             Ok(NetnsFile::Attached { dev, ino }) => {
-                held.extend(netns::open_netns(&path).ok());
+                namespace_files.extend(netns::open_netns(&path).ok());
                 // wireguard-go processes of netnsctl's WireGuard links run in their underlay and
                 // are handled above, so they are not the user's processes.
                 let wireguard_pids = &wireguard.pids;
@@ -235,7 +235,7 @@ pub fn down(names: &[String], force: bool) -> Teardown {
     // Also when nothing was removed or released in this run: a run killed after removing the
     // last record leaves the host table and bridges for this one to clean up.
     result.failures.extend(update_host());
-    drop(held);
+    drop(namespace_files);
     result
 }
 
@@ -247,16 +247,19 @@ fn has_links(record: &Record) -> bool {
         || !record.wireguard.is_empty()
 }
 
-/// First link group tried for [`delete_host_veths`]; the first group from here that no host link
-/// is in is used.
+/// Link group that [`delete_host_veths`] tries first. It uses the first group from here upward
+/// that no host link is in.
 const BATCH_GROUP: u32 = 0x6e6e_7463;
 
-/// Deletes the veth pairs of the records through their host ends, all with one request: the
-/// host ends go into a link group no host link is in, and the group is deleted. One link at a
-/// time, each deletion waits for RCU grace periods, which made this the slowest part of `down`.
-/// What is deleted is taken out of the records' `host_links`, and `veths` is emptied when every
-/// veth of the namespace had its peer among them; [`remove_links`] does the rest. On any
-/// failure the records are left as they were, and [`remove_links`] deletes the links one by one.
+/// Deletes the veth pairs of the records through their host ends with one request: the host
+/// ends go into a link group that no other host link is in, and the group is deleted. Deleted
+/// one at a time, each pair waits for RCU grace periods, which made this the slowest part of
+/// `down`.
+///
+/// The deleted host ends are taken out of the records' `host_links`. When every veth of a
+/// namespace had its peer among them, its `veths` is emptied too, and [`remove_links`] does the
+/// rest. On any failure the records stay as they were, and [`remove_links`] deletes the links one
+/// by one.
 fn delete_host_veths(deferred: &mut [(usize, Record)]) {
     if deferred
         .iter()

@@ -49,7 +49,7 @@ impl Context<'_> {
                     })?,
             };
             // Link steps come namespace by namespace, so sockets of earlier namespaces are
-            // seldom needed again; keeping all of them held 1000 sockets and their buffers
+            // seldom needed again. Keeping all of them open kept 1000 sockets and their buffers
             // for 1000 namespaces.
             if self.sockets.len() >= OPEN_SOCKETS {
                 self.sockets.retain(|netns, _| netns.is_none());

@@ -10,15 +10,21 @@ use std::os::fd::RawFd;
 
 use ipnet::IpNet;
 use netlink_packet_core::{
-    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL,
-    NLM_F_REQUEST,
+    parse_ip, parse_string, parse_u32, DecodeError, ErrorBuffer, ErrorMessage, NetlinkBuffer,
+    NetlinkDeserializable, NetlinkHeader, NetlinkMessage, NetlinkPayload, NlasIterator, Parseable,
+    NLMSG_DONE, NLMSG_ERROR, NLMSG_NOOP, NLMSG_OVERRUN, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP,
+    NLM_F_EXCL, NLM_F_REQUEST,
 };
-use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressMessage};
+use netlink_packet_route::address::{
+    AddressAttribute, AddressFlags, AddressMessage, AddressMessageBuffer,
+};
 use netlink_packet_route::link::{
     InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+    LinkMessageBuffer,
 };
 use netlink_packet_route::route::{
-    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
+    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteMessageBuffer, RouteProtocol,
+    RouteScope, RouteType,
 };
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
@@ -112,8 +118,8 @@ impl Netlink {
         Ok(Netlink {
             socket,
             sequence: 0,
-            // Received into without zeroing first: a socket kept open for a namespace then holds
-            // only the pages its answers touched, not 64 KiB.
+            // Not zeroed: replies are received into the spare capacity, so a socket kept open
+            // for a namespace uses only the pages its replies touched, not 64 KiB.
             buffer: Vec::with_capacity(64 * 1024),
         })
     }
@@ -128,7 +134,7 @@ impl Netlink {
         self.request_map(message, flags, describe, Some)
     }
 
-    /// Sends one request and collects `convert` of each answer until ACK or DONE. Answers are
+    /// Sends one request and collects `convert` of each reply until ACK or DONE. Replies are
     /// converted as they arrive: a dump of a thousand links keeps the parsed messages, with all
     /// their statistics and per-protocol attributes, only one at a time.
     fn request_map<T>(
@@ -137,6 +143,22 @@ impl Netlink {
         flags: u16,
         describe: impl FnOnce() -> String,
         mut convert: impl FnMut(RouteNetlinkMessage) -> Option<T>,
+    ) -> Result<Vec<T>> {
+        self.request_raw(message, flags, describe, |header, payload| {
+            RouteNetlinkMessage::deserialize(header, payload).map(&mut convert)
+        })
+    }
+
+    /// Sends one request and collects `convert` of the header and payload bytes of each reply
+    /// until ACK or DONE. Dumps parse the few attributes they need from the bytes, because
+    /// netlink-packet-route formats a debug string of the payload while parsing some attributes
+    /// that every link and address carries (`IFLA_STATS`, `IFA_CACHEINFO`).
+    fn request_raw<T>(
+        &mut self,
+        message: RouteNetlinkMessage,
+        flags: u16,
+        describe: impl FnOnce() -> String,
+        mut convert: impl FnMut(&NetlinkHeader, &[u8]) -> std::result::Result<Option<T>, DecodeError>,
     ) -> Result<Vec<T>> {
         self.sequence = self.sequence.wrapping_add(1);
         let mut header = NetlinkHeader::default();
@@ -151,6 +173,12 @@ impl Netlink {
         let fail = |describe: &dyn Fn() -> String, source: io::Error| NetlinkError {
             request: describe(),
             source,
+        };
+        let invalid = |describe: &dyn Fn() -> String, err: DecodeError| {
+            fail(
+                describe,
+                io::Error::new(io::ErrorKind::InvalidData, err.to_string()),
+            )
         };
         let describe: &dyn Fn() -> String = &describe_once(describe);
         self.socket
@@ -167,36 +195,37 @@ impl Netlink {
             let mut offset = 0;
             while offset < size {
                 let bytes = &self.buffer[offset..size];
-                let reply =
-                    NetlinkMessage::<RouteNetlinkMessage>::deserialize(bytes).map_err(|err| {
-                        fail(
-                            describe,
-                            io::Error::new(io::ErrorKind::InvalidData, err.to_string()),
-                        )
-                    })?;
-                let length = reply.header.length as usize;
+                let buffer =
+                    NetlinkBuffer::new_checked(&bytes).map_err(|err| invalid(describe, err))?;
+                let length = buffer.length() as usize;
                 if length == 0 {
                     break;
                 }
                 offset += length;
-                if reply.header.sequence_number != self.sequence {
+                let header = NetlinkHeader::parse(&buffer).map_err(|err| invalid(describe, err))?;
+                if header.sequence_number != self.sequence {
                     continue;
                 }
-                match reply.payload {
-                    NetlinkPayload::Done(_) => return Ok(replies),
-                    NetlinkPayload::Error(err) => {
-                        return match err.code {
+                match header.message_type {
+                    NLMSG_DONE => return Ok(replies),
+                    NLMSG_ERROR => {
+                        let error = ErrorBuffer::new_checked(&buffer.payload())
+                            .and_then(|error| ErrorMessage::parse(&error))
+                            .map_err(|err| invalid(describe, err))?;
+                        return match error.code {
                             None => Ok(replies),
-                            Some(_) => Err(fail(describe, err.to_io())),
-                        }
+                            Some(_) => Err(fail(describe, error.to_io())),
+                        };
                     }
-                    NetlinkPayload::InnerMessage(inner) => {
-                        replies.extend(convert(inner));
+                    NLMSG_NOOP | NLMSG_OVERRUN => {}
+                    _ => {
+                        let reply = convert(&header, buffer.payload())
+                            .map_err(|err| invalid(describe, err))?;
+                        replies.extend(reply);
                         if flags & NLM_F_DUMP != NLM_F_DUMP && flags & NLM_F_ACK == 0 {
                             return Ok(replies);
                         }
                     }
-                    _ => {}
                 }
             }
         }
@@ -204,13 +233,13 @@ impl Netlink {
 
     /// Lists all links.
     pub fn dump_links(&mut self) -> Result<Vec<Link>> {
-        self.request_map(
+        self.request_raw(
             RouteNetlinkMessage::GetLink(LinkMessage::default()),
             NLM_F_DUMP,
             || "list links".into(),
-            |reply| match reply {
-                RouteNetlinkMessage::NewLink(link) => Some(parse_link(&link)),
-                _ => None,
+            |header, payload| match header.message_type {
+                libc::RTM_NEWLINK => parse_link_bytes(payload).map(Some),
+                _ => Ok(None),
             },
         )
     }
@@ -360,9 +389,9 @@ impl Netlink {
     }
 
     /// Deletes every link of a link group in this socket's namespace with one request, like `ip
-    /// link delete group GROUP`. The kernel unregisters them in one batch, which waits for the
-    /// RCU grace periods of link removal once for the batch instead of once per link; deleting a
-    /// veth end deletes its peer in the same batch. An empty group is not an error.
+    /// link delete group GROUP`. The kernel unregisters them in one batch, so the RCU grace
+    /// periods of link removal are waited for once per batch, not once per link. Deleting a veth
+    /// end deletes its peer in the same batch. An empty group is not an error.
     pub fn del_link_group(&mut self, group: u32) -> Result<()> {
         let mut message = LinkMessage::default();
         message.attributes.push(LinkAttribute::Group(group));
@@ -376,13 +405,13 @@ impl Netlink {
 
     /// Lists all addresses.
     pub fn dump_addresses(&mut self) -> Result<Vec<Address>> {
-        self.request_map(
+        self.request_raw(
             RouteNetlinkMessage::GetAddress(AddressMessage::default()),
             NLM_F_DUMP,
             || "list addresses".into(),
-            |reply| match reply {
-                RouteNetlinkMessage::NewAddress(message) => parse_address(&message),
-                _ => None,
+            |header, payload| match header.message_type {
+                libc::RTM_NEWADDR => parse_address_bytes(payload),
+                _ => Ok(None),
             },
         )
     }
@@ -444,22 +473,17 @@ impl Netlink {
 
     /// Lists the routes of the main table, both families.
     pub fn dump_routes(&mut self) -> Result<Vec<Route>> {
-        let mut routes = Vec::new();
-        for family in [AddressFamily::Inet, AddressFamily::Inet6] {
-            let mut message = RouteMessage::default();
-            message.header.address_family = family;
-            let found = self.request_map(
-                RouteNetlinkMessage::GetRoute(message),
-                NLM_F_DUMP,
-                || "list routes".into(),
-                |reply| match reply {
-                    RouteNetlinkMessage::NewRoute(message) => parse_route(&message),
-                    _ => None,
-                },
-            )?;
-            routes.extend(found);
-        }
-        Ok(routes)
+        // AF_UNSPEC dumps every family in one request; other families than IPv4 and IPv6 are
+        // skipped while parsing.
+        self.request_raw(
+            RouteNetlinkMessage::GetRoute(RouteMessage::default()),
+            NLM_F_DUMP,
+            || "list routes".into(),
+            |header, payload| match header.message_type {
+                libc::RTM_NEWROUTE => parse_route_bytes(payload),
+                _ => Ok(None),
+            },
+        )
     }
 
     fn route_message(
@@ -595,56 +619,104 @@ fn parse_link(message: &LinkMessage) -> Link {
     link
 }
 
-fn parse_address(message: &AddressMessage) -> Option<Address> {
-    let mut local = None;
-    let mut address = None;
-    for attribute in &message.attributes {
-        match attribute {
-            AddressAttribute::Local(ip) => local = Some(*ip),
-            AddressAttribute::Address(ip) => address = Some(*ip),
+/// Parses an `RTM_NEWLINK` payload like [`parse_link`], reading only the attributes a [`Link`]
+/// has.
+fn parse_link_bytes(payload: &[u8]) -> std::result::Result<Link, DecodeError> {
+    let buffer = LinkMessageBuffer::new_checked(&payload)?;
+    let mut link = Link {
+        index: buffer.link_index(),
+        name: String::new(),
+        up: buffer.flags() & libc::IFF_UP as u32 != 0,
+        kind: None,
+        controller: None,
+        group: 0,
+    };
+    for attribute in buffer.attributes() {
+        let attribute = attribute?;
+        let value = attribute.value();
+        match attribute.kind() {
+            libc::IFLA_IFNAME => link.name = parse_string(value)?,
+            libc::IFLA_MASTER => link.controller = Some(parse_u32(value)?),
+            libc::IFLA_GROUP => link.group = parse_u32(value)?,
+            libc::IFLA_LINKINFO => {
+                for info in NlasIterator::new(value) {
+                    let info = info?;
+                    if info.kind() == libc::IFLA_INFO_KIND {
+                        link.kind = Some(parse_string(info.value())?);
+                    }
+                }
+            }
             _ => {}
         }
     }
-    let ip = local.or(address)?;
-    Some(Address {
-        index: message.header.index,
-        address: IpNet::new(ip, message.header.prefix_len).ok()?,
-    })
+    Ok(link)
 }
 
-fn parse_route(message: &RouteMessage) -> Option<Route> {
-    if message.header.table != RouteHeader::RT_TABLE_MAIN {
-        return None;
+/// Parses an `RTM_NEWADDR` payload. The address is `IFA_LOCAL`, or `IFA_ADDRESS` when there is
+/// no local one (IPv6).
+fn parse_address_bytes(payload: &[u8]) -> std::result::Result<Option<Address>, DecodeError> {
+    let buffer = AddressMessageBuffer::new_checked(&payload)?;
+    let mut local = None;
+    let mut address = None;
+    for attribute in buffer.attributes() {
+        let attribute = attribute?;
+        match attribute.kind() {
+            libc::IFA_LOCAL => local = Some(parse_ip(attribute.value())?),
+            libc::IFA_ADDRESS => address = Some(parse_ip(attribute.value())?),
+            _ => {}
+        }
+    }
+    let Some(ip) = local.or(address) else {
+        return Ok(None);
+    };
+    Ok(IpNet::new(ip, buffer.prefix_len())
+        .ok()
+        .map(|address| Address {
+            index: buffer.index(),
+            address,
+        }))
+}
+
+/// Parses an `RTM_NEWROUTE` payload of the main table. Returns `None` for other tables and for
+/// families other than IPv4 and IPv6.
+fn parse_route_bytes(payload: &[u8]) -> std::result::Result<Option<Route>, DecodeError> {
+    let buffer = RouteMessageBuffer::new_checked(&payload)?;
+    let family = buffer.address_family();
+    if buffer.table() != libc::RT_TABLE_MAIN
+        || (family != libc::AF_INET as u8 && family != libc::AF_INET6 as u8)
+    {
+        return Ok(None);
     }
     let mut destination = None;
     let mut gateway = None;
     let mut oif = None;
-    for attribute in &message.attributes {
-        match attribute {
-            RouteAttribute::Destination(address) => destination = ip_of(address),
-            RouteAttribute::Gateway(address) => gateway = ip_of(address),
-            RouteAttribute::Oif(index) => oif = Some(*index),
+    for attribute in buffer.attributes() {
+        let attribute = attribute?;
+        match attribute.kind() {
+            libc::RTA_DST => destination = Some(parse_ip(attribute.value())?),
+            libc::RTA_GATEWAY => gateway = Some(parse_ip(attribute.value())?),
+            libc::RTA_OIF => oif = Some(parse_u32(attribute.value())?),
             _ => {}
         }
     }
-    let destination = match destination {
-        Some(ip) => IpNet::new(ip, message.header.destination_prefix_length).ok()?,
-        None if message.header.address_family == AddressFamily::Inet6 => "::/0".parse().ok()?,
-        None => "0.0.0.0/0".parse().ok()?,
+    let unspecified = if family == libc::AF_INET6 as u8 {
+        IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)
+    } else {
+        IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)
     };
-    Some(Route {
+    let prefix_len = if destination.is_some() {
+        buffer.destination_prefix_length()
+    } else {
+        0
+    };
+    let Ok(destination) = IpNet::new(destination.unwrap_or(unspecified), prefix_len) else {
+        return Ok(None);
+    };
+    Ok(Some(Route {
         destination,
         gateway,
         oif,
-        protocol: message.header.protocol.into(),
-        scope: message.header.scope.into(),
-    })
-}
-
-fn ip_of(address: &RouteAddress) -> Option<IpAddr> {
-    match address {
-        RouteAddress::Inet(v4) => Some(IpAddr::V4(*v4)),
-        RouteAddress::Inet6(v6) => Some(IpAddr::V6(*v6)),
-        _ => None,
-    }
+        protocol: buffer.protocol(),
+        scope: buffer.scope(),
+    }))
 }

@@ -73,8 +73,8 @@ pub struct ObservedHost {
     pub errors: Vec<String>,
 }
 
-/// Whether the config, or what netnsctl made on the host, needs the links read at all, whatever
-/// the namespaces' records list: plain namespaces skip the extra reads.
+/// Returns whether the config, or what netnsctl made on the host, needs the links read, whatever
+/// the namespaces' records list. Plain namespaces skip the extra reads.
 pub fn config_wants_links(desired: &Desired) -> bool {
     !desired.bridges.is_empty()
         || desired.namespaces.values().any(|spec| {
