@@ -237,10 +237,14 @@ fn read_inside(
 ) -> std::io::Result<(Inside, LinksRead)> {
     let mut inside = Inside::default();
     let mut netlink = Netlink::open()?;
-    inside.lo_up = netlink
-        .get_link(crate::kernel::netlink::LinkId::Name("lo"))
-        .map_err(|err| std::io::Error::other(err.to_string()))?
-        .is_some_and(|link| link.up);
+    let net = with_links.then(|| links::NetState::read_with(&mut netlink));
+    inside.lo_up = match &net {
+        Some(Ok(state)) => state.link("lo").is_some_and(|link| link.up),
+        _ => netlink
+            .get_link(crate::kernel::netlink::LinkId::Name("lo"))
+            .map_err(|err| std::io::Error::other(err.to_string()))?
+            .is_some_and(|link| link.up),
+    };
     let mut net_dir = sysctl::NetDir::new();
     for setting in &spec.sysctls {
         let key = &setting.key;
@@ -259,6 +263,5 @@ fn read_inside(
         }
     }
     inside.ruleset_generation = nft::ruleset_generation().ok();
-    let net = with_links.then(|| links::NetState::read_with(&mut netlink));
     Ok((inside, net))
 }

@@ -405,15 +405,23 @@ impl Netlink {
 
     /// Lists all addresses.
     pub fn dump_addresses(&mut self) -> Result<Vec<Address>> {
-        self.request_raw(
-            RouteNetlinkMessage::GetAddress(AddressMessage::default()),
-            NLM_F_DUMP,
-            || "list addresses".into(),
-            |header, payload| match header.message_type {
-                libc::RTM_NEWADDR => parse_address_bytes(payload),
-                _ => Ok(None),
-            },
-        )
+        // One dump per family, as in dump_routes: an AF_UNSPEC dump takes the RTNL mutex.
+        let mut addresses = Vec::new();
+        for family in [AddressFamily::Inet, AddressFamily::Inet6] {
+            let mut message = AddressMessage::default();
+            message.header.family = family;
+            let found = self.request_raw(
+                RouteNetlinkMessage::GetAddress(message),
+                NLM_F_DUMP,
+                || "list addresses".into(),
+                |header, payload| match header.message_type {
+                    libc::RTM_NEWADDR => parse_address_bytes(payload),
+                    _ => Ok(None),
+                },
+            )?;
+            addresses.extend(found);
+        }
+        Ok(addresses)
     }
 
     fn address_message(index: u32, address: &IpNet) -> AddressMessage {
@@ -473,17 +481,24 @@ impl Netlink {
 
     /// Lists the routes of the main table, both families.
     pub fn dump_routes(&mut self) -> Result<Vec<Route>> {
-        // AF_UNSPEC dumps every family in one request; other families than IPv4 and IPv6 are
-        // skipped while parsing.
-        self.request_raw(
-            RouteNetlinkMessage::GetRoute(RouteMessage::default()),
-            NLM_F_DUMP,
-            || "list routes".into(),
-            |header, payload| match header.message_type {
-                libc::RTM_NEWROUTE => parse_route_bytes(payload),
-                _ => Ok(None),
-            },
-        )
+        // One dump per family: an AF_UNSPEC dump takes the RTNL mutex around the dumps of all
+        // families, while the IPv4 and IPv6 dumps on their own run without it (Linux 6.18).
+        let mut routes = Vec::new();
+        for family in [AddressFamily::Inet, AddressFamily::Inet6] {
+            let mut message = RouteMessage::default();
+            message.header.address_family = family;
+            let found = self.request_raw(
+                RouteNetlinkMessage::GetRoute(message),
+                NLM_F_DUMP,
+                || "list routes".into(),
+                |header, payload| match header.message_type {
+                    libc::RTM_NEWROUTE => parse_route_bytes(payload),
+                    _ => Ok(None),
+                },
+            )?;
+            routes.extend(found);
+        }
+        Ok(routes)
     }
 
     fn route_message(
