@@ -6,7 +6,10 @@
 # Environment:
 #   REPEAT=3            runs of each measurement; the table shows the median and the range
 #   VARIANTS="base veth"   base: lo, sysctls, ruleset, resolv.conf; veth: plus a veth to the host
-#   METHODS="floor netnsctl netnsctl-libnftables shell"
+#   METHODS="floor floor-held netnsctl netnsctl-libnftables shell"
+#                       floor-held: the floor, with teardown keeping every namespace open until
+#                       all are unregistered, as netnsctl's down does. Any other netnsctl-NAME
+#                       runs target/bench/netnsctl-NAME, to compare builds.
 #   NETNSCTL_BUILD=1    build netnsctl (release, with and without the libnftables feature)
 #
 # Every measurement runs in its own throwaway network and mount namespace with private tmpfs
@@ -128,7 +131,7 @@ inside() {
     [ "$variant" = veth ] && veth_arg=veth
     local t0 t1 t2 t3 t4 t5 output
     case $method in
-    floor)
+    floor | floor-held)
         t0=$(now_ms)
         /usr/bin/time -f "%M %U %S" -o "$work/rss" "$out_dir/floor" apply "$prefix" "$count" "$bench_dir/ruleset.nft" $veth_arg
         t1=$(now_ms)
@@ -138,12 +141,18 @@ inside() {
         # The middle namespace: a lookup scans the dcache chain from the newest entry.
         "$out_dir/lookup-cost" "/run/netns/$(printf '%s%04d' "$prefix" $(((count + 1) / 2)))"
         t2=$(now_ms)
-        "$out_dir/floor" teardown "$prefix" "$count"
+        if [ "$method" = floor ]; then
+            "$out_dir/floor" teardown "$prefix" "$count"
+        else
+            "$out_dir/floor" teardown-held "$prefix" "$count"
+        fi
         t3=$(now_ms)
         echo "teardown_ms=$(elapsed "$t2" "$t3")"
-        measure_link_delete
+        if [ "$method" = floor ]; then
+            measure_link_delete
+        fi
         ;;
-    netnsctl | netnsctl-libnftables)
+    netnsctl*)
         local binary="$out_dir/$method"
         write_config "$count" "$variant" "$work/netnsctl.toml"
         t0=$(now_ms)
@@ -194,7 +203,7 @@ fi
 counts=${*:-100 1000}
 repeat=${REPEAT:-3}
 variants=${VARIANTS:-base veth}
-methods=${METHODS:-floor netnsctl netnsctl-libnftables shell}
+methods=${METHODS:-floor floor-held netnsctl netnsctl-libnftables shell}
 mkdir -p "$out_dir"
 
 cc -O2 -Wall -o "$out_dir/floor" "$bench_dir/floor.c" -lnftables
@@ -239,7 +248,7 @@ for run in $(seq 1 "$repeat"); do
     for variant in $variants; do
         for count in $counts; do
             for method in $methods; do
-                [ "$method" = floor ] || [ -x "$out_dir/$method" ] || [ "$method" = shell ] || continue
+                case $method in floor | floor-held | shell) ;; *) [ -x "$out_dir/$method" ] || continue ;; esac
                 output=$(unshare --net --mount --propagation private -- "$0" --inside "$method" "$count" "$variant" 2>&1) || true
                 line="run=$run variant=$variant n=$count method=$method $(echo "$output" | grep -E '^[a-z_]+=' | tr '\n' ' ' | sed 's/problem= //')"
                 echo "$line" | tee -a "$results"

@@ -47,7 +47,8 @@ def main():
         return statistics.median(found) if found else None
 
     problems = [row for row in rows if row.get("problem")]
-    methods = ["floor", "netnsctl", "netnsctl-libnftables", "shell"]
+    methods = ["floor", "floor-held", "netnsctl", "netnsctl-libnftables", "shell"]
+    methods += sorted({key[2] for key in groups} - set(methods))
     for variant in sorted({key[0] for key in groups}):
         counts = sorted({key[1] for key in groups if key[0] == variant})
         print(f"\n## {variant}: ms per namespace, median (min-max) of {max(len(v) for v in groups.values())} runs\n")
@@ -87,10 +88,18 @@ def main():
         for n in counts:
             lookup = values((variant, n, "floor"), "lookup_us", per_ns=False)
             baseline = values((variant, n, "floor"), "baseline_us", per_ns=False)
+            instance = values((variant, n, "floor"), "instance_us", per_ns=False)
+            instance_lookup = values((variant, n, "floor"), "instance_lookup_us", per_ns=False)
             if lookup:
                 print(
                     f"- N={n}: lookup of /proc/sys/net/ipv4 {summarize(lookup)} µs "
                     f"(of /proc/sys/net {summarize(baseline)} µs)"
+                )
+            if instance:
+                print(
+                    f"- N={n}: private proc instance created, sys/net/ipv4 looked up, both closed "
+                    f"{summarize(instance)} µs; lookup in an instance that has it "
+                    f"{summarize(instance_lookup)} µs"
                 )
         deletes = [float(row["link_delete_ms"]) for row in rows if row.get("variant") == variant and "link_delete_ms" in row]
         if deletes:

@@ -45,14 +45,24 @@ pub fn down(names: &[String], force: bool) -> Teardown {
         })
         .collect();
     drop(all);
+    let mut inspected: HashMap<&String, std::io::Result<NetnsFile>> = names
+        .iter()
+        .map(|name| (name, netns::inspect(&netns::netns_path(name))))
+        .collect();
+    if let Err(failure) = use_parent_netns_inside_target(&inspected) {
+        return Teardown {
+            failures: vec![failure],
+            ..Teardown::default()
+        };
+    }
     let dirs = Dirs::open();
     let own_pid = std::process::id();
     // Open files of the namespaces this run unregisters, closed when the run ends. The kernel
-    // starts cleaning up a namespace in a worker once its last reference is gone, and that
-    // cleanup slows every unmount after it, because both wait for expedited RCU grace periods.
-    // Unregistering 1000 namespaces took 30 to 170 ms, varying from run to run, and 38 to 42 ms
-    // with the files kept open (bench/floor teardown and teardown-held, Linux 6.18). The kernel
-    // then cleans up all of them in one batch.
+    // cleans up a namespace in a worker once its last reference is gone. When that cleanup runs
+    // alongside the unmounts of the other namespaces, every unmount slows down. The floor of
+    // bench/run.sh, which does not keep the files open, unregistered 1000 namespaces in about
+    // 30 ms in most runs and in up to 170 ms in others (Linux 6.18). With the files kept open,
+    // the kernel cleans up all of them in one batch after the run.
     let mut namespace_files: Vec<std::fs::File> = Vec::new();
     let in_run: HashSet<&str> = names.iter().map(String::as_str).collect();
     let mut pids: Option<HashMap<(u64, u64), Vec<u32>>> = None;
@@ -76,7 +86,9 @@ pub fn down(names: &[String], force: bool) -> Teardown {
             }
         };
         let path = netns::netns_path(name);
-        let file = netns::inspect(&path);
+        let file = inspected
+            .remove(name)
+            .unwrap_or_else(|| netns::inspect(&path));
         if let Some(reason) = release_reason(&record, file.as_ref().ok()) {
             // netnsctl removes its record of the namespace but leaves it, and its files, where they are. The
             // links it made in an adopted namespace go; in a namespace registered anew under the
@@ -237,6 +249,26 @@ pub fn down(names: &[String], force: bool) -> Teardown {
     result.failures.extend(update_host());
     drop(namespace_files);
     result
+}
+
+/// Makes the parent process's namespace the host namespace when this process runs inside one of
+/// the namespaces it removes. That is the case for the `ExecStop=` of netns-NAME.service, and the
+/// host side (host veth ends, bridges, the host nftables table) is then the parent's. Returns the
+/// failure message when the parent's namespace cannot be opened.
+fn use_parent_netns_inside_target(
+    inspected: &HashMap<&String, std::io::Result<NetnsFile>>,
+) -> Result<(), String> {
+    let Ok(own) = netns::process_netns() else {
+        return Ok(());
+    };
+    let inside_target = inspected
+        .values()
+        .any(|file| matches!(file, Ok(NetnsFile::Attached { dev, ino }) if (*dev, *ino) == own));
+    if !inside_target {
+        return Ok(());
+    }
+    netns::set_host_netns(nix::unistd::getppid().as_raw() as u32)
+        .map_err(|err| format!("cannot open the network namespace of the parent process: {err}"))
 }
 
 /// Returns whether [`remove_links`] has work for a record.

@@ -411,6 +411,26 @@ fn down_killed_at_every_step() {
     println!("down survived {points} kill points");
 }
 
+/// Waits up to ten seconds for a host link to disappear.
+fn wait_until_link_gone(name: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let exists = || {
+        std::process::Command::new("ip")
+            .args(["link", "show", "dev", name])
+            .output()
+            .expect("run ip")
+            .status
+            .success()
+    };
+    while exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "link {name} still exists 10 s after its namespace was unmounted"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 #[test]
 fn stale_netns_file_repaired_when_owned() {
     if !require_root("stale_netns_file_repaired_when_owned") {
@@ -425,6 +445,10 @@ fn stale_netns_file_repaired_when_owned() {
     let path = Path::new("/run/netns/crash-c");
     run_ok("umount", &[&path.display().to_string()]);
     assert_eq!(support::fs_type(path), "tmpfs");
+    // The kernel destroys the unmounted namespace, and the host end of its veth pair with it, in
+    // a worker after the last reference is gone. Until then the host end is a link that the new
+    // namespace's pair cannot be created over.
+    wait_until_link_gone("ve-crash-c");
 
     let status = env.ok(&["status", "--json"]);
     let status: serde_json::Value = serde_json::from_str(&status).expect("status --json");

@@ -2,9 +2,6 @@
 
 use super::{require_root, take_lock, GlobalArgs, EXIT_FAILED, EXIT_INVALID, EXIT_OK};
 use crate::config::names::{is_valid_namespace_name, NAMESPACE_NAME_RULE};
-use std::os::unix::fs::MetadataExt;
-
-use crate::kernel::netns;
 use crate::{state, teardown};
 
 pub fn down(global: &GlobalArgs, names: &[String], all: bool, force: bool) -> u8 {
@@ -32,22 +29,6 @@ pub fn down(global: &GlobalArgs, names: &[String], all: bool, force: bool) -> u8
     } else {
         names.to_vec()
     };
-    // As the ExecStop= of netns-NAME.service, down runs inside the namespace it removes; the
-    // host namespace (host veth ends, bridges, the host nftables table) is then the parent's.
-    let own = netns::process_netns().ok();
-    // One stat per name: a namespace file that is not attached cannot be this namespace.
-    let inside_target = own.is_some_and(|own| {
-        names.iter().any(|name| {
-            std::fs::symlink_metadata(netns::netns_path(name))
-                .is_ok_and(|meta| (meta.dev(), meta.ino()) == own)
-        })
-    });
-    if inside_target {
-        if let Err(err) = netns::set_host_netns(nix::unistd::getppid().as_raw() as u32) {
-            eprintln!("error: cannot open the network namespace of the parent process: {err}");
-            return EXIT_FAILED;
-        }
-    }
     let mut result = teardown::down(&names, force);
     if let Err(err) = state::remove_leftovers() {
         result.warnings.push(format!(

@@ -178,7 +178,8 @@ pub fn read(path: &Path) -> io::Result<Option<Vec<u8>>> {
                 ));
             }
             // Sized from the fstat above: read_to_end on a File would ask for the size again.
-            let mut buf = vec![0; stat.st_size.max(0) as usize + 1];
+            let size = stat.st_size.max(0) as usize;
+            let mut buf = vec![0; size + 1];
             let mut len = 0;
             let mut file = File::from(fd);
             loop {
@@ -190,6 +191,12 @@ pub fn read(path: &Path) -> io::Result<Option<Vec<u8>>> {
                     Ok(n) => len += n,
                     Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
                     Err(err) => return Err(err),
+                }
+                // A short read that reached the size fstat reported is the end of the file, so
+                // no second read is needed to see 0. Files that report size 0 (under /proc) are
+                // read until a read returns 0.
+                if size > 0 && len == size {
+                    break;
                 }
             }
             buf.truncate(len);

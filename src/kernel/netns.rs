@@ -57,8 +57,13 @@ pub fn inspect(path: &Path) -> io::Result<NetnsFile> {
     if meta.file_type().is_symlink() {
         return Ok(NetnsFile::Stale);
     }
-    let fs = statfs(path).map_err(io::Error::from)?;
-    if fs.filesystem_type() == NSFS_MAGIC {
+    // Every namespace file is an inode of the one nsfs file system. A file on the device of this
+    // process's namespace file is therefore a namespace, and anything else needs statfs.
+    let on_nsfs = host_namespaces()
+        .first()
+        .is_some_and(|&(dev, _)| dev == meta.dev())
+        || statfs(path).map_err(io::Error::from)?.filesystem_type() == NSFS_MAGIC;
+    if on_nsfs {
         // The final component is not followed as a symlink, but the mount on it is crossed, so
         // `meta` is the namespace's own inode.
         Ok(NetnsFile::Attached {

@@ -398,12 +398,21 @@ fn plan_veths<'a>(
                 continue;
             }
             (None, Some(_)) => {
+                // The kernel deletes a pair with the namespace it is in, in a worker, shortly
+                // after the namespace's last reference is gone.
+                let hint = if ours && record.host_links.contains(&veth.peer) {
+                    "; netnsctl created a link of that name for this namespace before, so it may \
+                     be the end of a pair in a namespace the kernel is still deleting: if so, \
+                     the next apply creates the pair"
+                } else {
+                    ""
+                };
                 note_unmet(
                     plan,
                     name,
                     Unmet::NameTaken,
                     format!(
-                        "link {} already exists in {}; veth {} not created (remove that link or rename `peer`)",
+                        "link {} already exists in {}; veth {} not created (remove that link or rename `peer`){hint}",
                         veth.peer,
                         super::netns_name(&peer_netns),
                         veth.name

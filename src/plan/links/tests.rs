@@ -417,6 +417,14 @@ fn foreign_host_link_blocks_veth() {
         "{:?}",
         plan.notes
     );
+    // The record lists ve-web as web's host end, so it may be the end of the old pair.
+    assert!(
+        plan.notes
+            .iter()
+            .any(|n| n.message.contains("the next apply creates the pair")),
+        "{:?}",
+        plan.notes
+    );
     assert_eq!(plan.unmet_count("web"), 1);
     assert!(plan
         .notes
