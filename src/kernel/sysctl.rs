@@ -104,7 +104,8 @@ impl Default for NetDir {
 
 impl NetDir {
     /// Opens the directories through a private proc instance, or through /proc when the process
-    /// cannot mount one (no CAP_SYS_ADMIN, a seccomp filter, a kernel older than 5.8).
+    /// cannot mount one (no CAP_SYS_ADMIN, a seccomp filter, Linux before 5.2). Before Linux 5.8
+    /// a new proc mount shares the superblock, and so the dentries, of /proc.
     pub fn new() -> Self {
         let root = proc_instance().and_then(|instance| {
             let net = openat(
