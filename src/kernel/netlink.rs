@@ -405,23 +405,44 @@ impl Netlink {
 
     /// Lists all addresses.
     pub fn dump_addresses(&mut self) -> Result<Vec<Address>> {
-        // One dump per family, as in dump_routes: an AF_UNSPEC dump takes the RTNL mutex.
-        let mut addresses = Vec::new();
+        self.dump_per_family(
+            |family| {
+                let mut message = AddressMessage::default();
+                message.header.family = family;
+                RouteNetlinkMessage::GetAddress(message)
+            },
+            "list addresses",
+            libc::RTM_NEWADDR,
+            parse_address_bytes,
+        )
+    }
+
+    /// Dumps the IPv4 and then the IPv6 objects of one kind, parsing each reply of type `reply`.
+    /// An AF_UNSPEC dump would take the RTNL mutex around the dumps of all families, while the
+    /// IPv4 and IPv6 address and route dumps on their own run without it (Linux 6.18).
+    fn dump_per_family<T>(
+        &mut self,
+        request: impl Fn(AddressFamily) -> RouteNetlinkMessage,
+        describe: &str,
+        reply: u16,
+        parse: impl Fn(&[u8]) -> std::result::Result<Option<T>, DecodeError>,
+    ) -> Result<Vec<T>> {
+        let mut found = Vec::new();
         for family in [AddressFamily::Inet, AddressFamily::Inet6] {
-            let mut message = AddressMessage::default();
-            message.header.family = family;
-            let found = self.request_raw(
-                RouteNetlinkMessage::GetAddress(message),
+            found.extend(self.request_raw(
+                request(family),
                 NLM_F_DUMP,
-                || "list addresses".into(),
-                |header, payload| match header.message_type {
-                    libc::RTM_NEWADDR => parse_address_bytes(payload),
-                    _ => Ok(None),
+                || describe.to_owned(),
+                |header, payload| {
+                    if header.message_type == reply {
+                        parse(payload)
+                    } else {
+                        Ok(None)
+                    }
                 },
-            )?;
-            addresses.extend(found);
+            )?);
         }
-        Ok(addresses)
+        Ok(found)
     }
 
     fn address_message(index: u32, address: &IpNet) -> AddressMessage {
@@ -481,24 +502,16 @@ impl Netlink {
 
     /// Lists the routes of the main table, both families.
     pub fn dump_routes(&mut self) -> Result<Vec<Route>> {
-        // One dump per family: an AF_UNSPEC dump takes the RTNL mutex around the dumps of all
-        // families, while the IPv4 and IPv6 dumps on their own run without it (Linux 6.18).
-        let mut routes = Vec::new();
-        for family in [AddressFamily::Inet, AddressFamily::Inet6] {
-            let mut message = RouteMessage::default();
-            message.header.address_family = family;
-            let found = self.request_raw(
-                RouteNetlinkMessage::GetRoute(message),
-                NLM_F_DUMP,
-                || "list routes".into(),
-                |header, payload| match header.message_type {
-                    libc::RTM_NEWROUTE => parse_route_bytes(payload),
-                    _ => Ok(None),
-                },
-            )?;
-            routes.extend(found);
-        }
-        Ok(routes)
+        self.dump_per_family(
+            |family| {
+                let mut message = RouteMessage::default();
+                message.header.address_family = family;
+                RouteNetlinkMessage::GetRoute(message)
+            },
+            "list routes",
+            libc::RTM_NEWROUTE,
+            parse_route_bytes,
+        )
     }
 
     fn route_message(
