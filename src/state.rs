@@ -236,7 +236,7 @@ pub fn records_dir() -> io::Result<files::Dir> {
 
 /// Removes a namespace's record from the directory [`records_dir`] opened.
 pub fn remove_record_in(dir: &files::Dir, name: &str) -> io::Result<()> {
-    dir.remove(&format!("{name}.json"), false)
+    dir.remove(format!("{name}.json"), false)
 }
 
 /// Removes a namespace's record.
@@ -302,12 +302,7 @@ pub fn read_all_records() -> std::collections::HashMap<String, io::Result<Option
 /// Returns the process ids of the wireguard-go processes that netnsctl's records list. They run
 /// in an underlay namespace, where they are not the user's processes.
 pub fn wireguard_pids() -> Vec<u32> {
-    recorded_namespaces()
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|name| read_record(name).ok().flatten())
-        .flat_map(|record| record.wireguard.into_iter().filter_map(|wg| wg.pid))
-        .collect()
+    WireGuardIndex::read().pids
 }
 
 /// The recorded WireGuard links, read from every record at once.

@@ -4,6 +4,7 @@
 //! planted anywhere on the path (at /etc/netns/NAME/resolv.conf, at /run/netnsctl, ...) makes
 //! the write fail with ELOOP instead of redirecting it.
 
+use std::ffi::OsStr;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::OwnedFd;
@@ -246,7 +247,8 @@ impl Dir {
     }
 
     /// Removes the entry `name` (an empty directory with `dir`); a missing one is not an error.
-    pub fn remove(&self, name: &str, dir: bool) -> io::Result<()> {
+    pub fn remove(&self, name: impl AsRef<OsStr>, dir: bool) -> io::Result<()> {
+        let name = name.as_ref();
         let Some(fd) = &self.fd else {
             return Ok(());
         };
@@ -265,22 +267,8 @@ impl Dir {
 /// Removes a file (or an empty directory with `dir`); a missing one is not an error.
 /// The parent is resolved without following symlinks.
 pub fn remove(path: &Path, dir: bool) -> io::Result<()> {
-    let parent = path.parent().unwrap_or(Path::new("/"));
     let Some(name) = path.file_name() else {
         return Ok(());
     };
-    let parent_fd = match open_no_symlinks(parent, OFlag::O_PATH | OFlag::O_DIRECTORY, 0) {
-        Ok(fd) => fd,
-        Err(Errno::ENOENT) => return Ok(()),
-        Err(err) => return Err(with_path(err, "cannot open directory", parent)),
-    };
-    let flag = if dir {
-        UnlinkatFlags::RemoveDir
-    } else {
-        UnlinkatFlags::NoRemoveDir
-    };
-    match unlinkat(&parent_fd, name, flag) {
-        Ok(()) | Err(Errno::ENOENT) => Ok(()),
-        Err(err) => Err(with_path(err, "cannot remove", path)),
-    }
+    Dir::open(path.parent().unwrap_or(Path::new("/")))?.remove(name, dir)
 }

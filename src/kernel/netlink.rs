@@ -253,13 +253,17 @@ impl Netlink {
                 .attributes
                 .push(LinkAttribute::IfName(name.to_owned())),
         }
-        match self.request(RouteNetlinkMessage::GetLink(message), 0, || {
-            format!("get link {id}")
-        }) {
-            Ok(replies) => Ok(replies.into_iter().find_map(|reply| match reply {
-                RouteNetlinkMessage::NewLink(link) => Some(parse_link(&link)),
-                _ => None,
-            })),
+        let replies = self.request_raw(
+            RouteNetlinkMessage::GetLink(message),
+            0,
+            || format!("get link {id}"),
+            |header, payload| match header.message_type {
+                libc::RTM_NEWLINK => parse_link_bytes(payload).map(Some),
+                _ => Ok(None),
+            },
+        );
+        match replies {
+            Ok(replies) => Ok(replies.into_iter().next()),
             Err(err) if err.errno() == Some(libc::ENODEV) => Ok(None),
             Err(err) => Err(err),
         }
@@ -620,35 +624,7 @@ fn route_address(address: IpAddr) -> RouteAddress {
     }
 }
 
-fn parse_link(message: &LinkMessage) -> Link {
-    let mut link = Link {
-        index: message.header.index,
-        name: String::new(),
-        up: message.header.flags.contains(LinkFlags::Up),
-        kind: None,
-        controller: None,
-        group: 0,
-    };
-    for attribute in &message.attributes {
-        match attribute {
-            LinkAttribute::IfName(name) => link.name = name.clone(),
-            LinkAttribute::Group(group) => link.group = *group,
-            LinkAttribute::Controller(index) => link.controller = Some(*index),
-            LinkAttribute::LinkInfo(infos) => {
-                for info in infos {
-                    if let LinkInfo::Kind(kind) = info {
-                        link.kind = Some(kind.to_string());
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-    link
-}
-
-/// Parses an `RTM_NEWLINK` payload like [`parse_link`], reading only the attributes a [`Link`]
-/// has.
+/// Parses an `RTM_NEWLINK` payload, reading only the attributes a [`Link`] has.
 fn parse_link_bytes(payload: &[u8]) -> std::result::Result<Link, DecodeError> {
     let buffer = LinkMessageBuffer::new_checked(&payload)?;
     let mut link = Link {

@@ -123,14 +123,6 @@ impl NetDir {
         }
     }
 
-    /// Opens the directories through /proc.
-    pub fn through_proc() -> Self {
-        NetDir {
-            root: None,
-            dirs: HashMap::new(),
-        }
-    }
-
     /// Returns the opened directory under /proc/sys/net that contains a `net.*` key and the
     /// key's path relative to it. Returns `None` for other keys and for directories that cannot
     /// be opened; the absolute path then reports the error.
