@@ -85,10 +85,10 @@ pub fn write(key: &str, value: &str) -> io::Result<()> {
 /// Each network namespace has its own dentries for these directories, all children of the one
 /// /proc/sys/net dentry of a proc instance, so the entries of one name sit in one dcache hash
 /// chain, newest first. A lookup compares them one by one under the global sysctl spinlock
-/// (`proc_sys_compare` in perf profiles): 62 to 77 µs for the middle one of 1000 namespaces in
-/// /proc on Linux 6.18, measured with bench/lookup-cost. So the directories are opened once per
-/// namespace, each key relative to them, and through a private proc instance (see
-/// [`proc_instance`]) whose chains hold the entries of a few namespaces only. Keys outside
+/// (`proc_sys_compare` in perf profiles). For the middle one of 1000 namespaces in /proc this
+/// took 58 to 84 µs on Linux 6.18, measured with bench/lookup-cost. So the directories are
+/// opened once per namespace, each key relative to them, and through a private proc instance
+/// (see [`proc_instance`]) whose chains contain the entries of a few namespaces only. Keys outside
 /// /proc/sys/net use [`read`] and [`write`].
 pub struct NetDir {
     /// /proc/sys/net of a private proc instance, or `None` to use /proc.
@@ -199,8 +199,8 @@ impl NetDir {
 }
 
 /// Namespaces whose sysctl directories share one private proc instance. A lookup in an instance
-/// scans the entries of the namespaces that used it before. Creating and dropping an instance
-/// costs about 70 µs (fsopen, fsmount and the close that frees it, on Linux 6.18). With 32
+/// scans the entries of the namespaces that used it before. Creating an instance, one lookup in
+/// it and the close that frees it took 37 to 47 µs (bench/lookup-cost, Linux 6.18). With 32
 /// namespaces per instance, both costs stay at a few µs per namespace.
 const NAMESPACES_PER_INSTANCE: usize = 32;
 
